@@ -1,0 +1,127 @@
+// The small interface the Mamba-2 model is written against. A backend owns its memory
+// (host for ref/cpu, device for cuda) and implements each op over fp32 activations;
+// weights keep the dtype the backend chose in PrepareWeight. The model never names a device.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "core/tensor.h"
+
+namespace mamba2 {
+
+// Row-major fp32 matrix with a leading dimension, so that column slices of a wider
+// matrix (z, xBC, dt inside in_proj's output) are views without copies.
+struct Mat {
+  float* data = nullptr;
+  int64_t rows = 0;
+  int64_t cols = 0;
+  int64_t ld = 0;  // elements between consecutive rows, >= cols
+
+  float* row(int64_t r) const { return data + r * ld; }
+  Mat Cols(int64_t begin, int64_t count) const { return Mat{data + begin, rows, count, ld}; }
+  Mat Rows(int64_t begin, int64_t count) const { return Mat{data + begin * ld, count, cols, ld}; }
+};
+
+// Sizes of one Mamba-2 mixer, named as in the math.
+struct MixerDims {
+  int64_t d_model = 0;
+  int64_t d_inner = 0;   // n_heads * head_dim
+  int64_t d_state = 0;   // n
+  int64_t n_heads = 0;   // h
+  int64_t head_dim = 0;  // p
+  int64_t n_groups = 0;  // g; head hh reads group hh / (n_heads / n_groups)
+  int64_t d_conv = 0;    // W
+  int64_t conv_dim() const { return d_inner + 2 * n_groups * d_state; }
+  int64_t conv_state_size() const { return conv_dim() * d_conv; }           // per sequence
+  int64_t ssm_state_size() const { return n_heads * head_dim * d_state; }  // per sequence
+};
+
+// Per-layer recurrent state of a pool of sequences, in backend memory, fp32.
+// A sequence is a slot index; ops address its state through the slot.
+struct LayerState {
+  float* conv = nullptr;  // [n_slots, conv_dim, d_conv]: last d_conv pre-conv xBC rows, oldest first
+  float* ssm = nullptr;   // [n_slots, n_heads, head_dim, d_state]
+};
+
+// Inputs of the selective scan, as views into the conv output and in_proj output.
+struct ScanInputs {
+  Mat x;             // [rows, d_inner]        (h, p) per row
+  Mat B;             // [rows, n_groups*d_state]
+  Mat C;             // [rows, n_groups*d_state]
+  Mat dt;            // [rows, n_heads]        raw, before dt_bias and softplus
+  TensorView dt_bias;  // [n_heads] f32
+  TensorView A_log;    // [n_heads] f32
+  TensorView D;        // [n_heads] f32
+  float dt_min = 0.0f;  // dt clamp applied after softplus
+  float dt_max = 0.0f;  // +inf for none
+};
+
+enum class WeightKind {
+  kMatrix,  // used by MatMul / Embed: [rows, cols]
+  kVector,  // norms, conv, dt_bias, A_log, D: read by elementwise ops, kept fp32
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string name() const = 0;
+
+  // ---- memory -----------------------------------------------------------------------
+  virtual void* Alloc(size_t bytes) = 0;  // zero-filled
+  virtual void Free(void* p) = 0;
+  virtual void CopyToDevice(void* dst, const void* host_src, size_t bytes) = 0;
+  virtual void CopyToHost(void* host_dst, const void* src, size_t bytes) = 0;
+  virtual void Fill(float* dst, float value, size_t n) = 0;
+  // Waits for queued work (a no-op for synchronous backends).
+  virtual void Sync() {}
+
+  // Makes a stored host tensor usable by the ops. May return a view of the same memory
+  // (host backends keeping the stored dtype) or a new backend allocation it owns.
+  virtual TensorView PrepareWeight(const TensorView& host, WeightKind kind) = 0;
+
+  // ---- ops, all activations fp32 -------------------------------------------------------
+  // out[i, :] = table[ids[i], :]        ids: [n] in backend memory; table [V, d_model]
+  virtual void Embed(const int32_t* ids, int64_t n, const TensorView& table, Mat out) = 0;
+
+  // residual = (first ? 0 : residual) + hidden; out = rmsnorm(residual) * weight.
+  virtual void AddRmsNorm(Mat hidden, Mat residual, bool first, const TensorView& weight, float eps,
+                          Mat out) = 0;
+
+  // out = x @ w^T.   x [rows, K], w [N, K] (stored dtype), out [rows, N]
+  virtual void MatMul(Mat x, const TensorView& w, Mat out) = 0;
+
+  // Causal depthwise conv + bias + SiLU over n_seqs sequences of seq_len rows each,
+  // starting from and updating each sequence's conv state.
+  // xbc: [n_seqs*seq_len, conv_dim]; out: same shape; weight [conv_dim, d_conv]; bias [conv_dim]
+  virtual void ConvPrefill(Mat xbc, int64_t n_seqs, int64_t seq_len, const int32_t* slots,
+                           const MixerDims& dims, float* conv_state, const TensorView& weight,
+                           const TensorView& bias, Mat out) = 0;
+
+  // SSD over n_seqs sequences of seq_len rows each; starts from and updates the ssm states.
+  // y [n_seqs*seq_len, d_inner] = scan + D*x. chunk_size is a hint (results agree for any).
+  virtual void SsdPrefill(const ScanInputs& in, int64_t n_seqs, int64_t seq_len, const int32_t* slots,
+                          const MixerDims& dims, int64_t chunk_size, float* ssm_state, Mat y) = 0;
+
+  // One token for each of n_seqs sequences (row i belongs to slots[i]).
+  virtual void ConvStep(Mat xbc, const int32_t* slots, const MixerDims& dims, float* conv_state,
+                        const TensorView& weight, const TensorView& bias, Mat out) = 0;
+  virtual void SsmStep(const ScanInputs& in, const int32_t* slots, const MixerDims& dims,
+                       float* ssm_state, Mat y) = 0;
+
+  // out = rmsnorm_groups(y * silu(z)) * weight, one norm per group of group_size channels.
+  virtual void GatedRmsNorm(Mat y, Mat z, const TensorView& weight, int64_t group_size, float eps,
+                            Mat out) = 0;
+
+  // Copies the recurrent state of one slot to another (prefix snapshots, forks).
+  virtual void CopySlot(float* state, int64_t slot_size, int32_t from, int32_t to) = 0;
+};
+
+std::unique_ptr<Backend> MakeRefBackend();
+std::unique_ptr<Backend> MakeCpuBackend(int n_threads);
+// nullptr when built without CUDA or no device is present.
+std::unique_ptr<Backend> MakeCudaBackend();
+
+}  // namespace mamba2

@@ -1,0 +1,96 @@
+// Element types of stored weights and activations, and the scalar conversions between them.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <string>
+
+namespace mamba2 {
+
+enum class DType : uint8_t { F32, F16, BF16, F64, I32, I64 };
+
+inline size_t DTypeSize(DType t) {
+  switch (t) {
+    case DType::F32: return 4;
+    case DType::F16: return 2;
+    case DType::BF16: return 2;
+    case DType::F64: return 8;
+    case DType::I32: return 4;
+    case DType::I64: return 8;
+  }
+  return 0;
+}
+
+inline const char* DTypeName(DType t) {
+  switch (t) {
+    case DType::F32: return "f32";
+    case DType::F16: return "f16";
+    case DType::BF16: return "bf16";
+    case DType::F64: return "f64";
+    case DType::I32: return "i32";
+    case DType::I64: return "i64";
+  }
+  return "?";
+}
+
+inline float BitsToF32(uint32_t u) { float f; std::memcpy(&f, &u, 4); return f; }
+inline uint32_t F32ToBits(float f) { uint32_t u; std::memcpy(&u, &f, 4); return u; }
+
+inline float BF16ToF32(uint16_t h) { return BitsToF32(uint32_t(h) << 16); }
+
+// Round to nearest even, NaN kept quiet.
+inline uint16_t F32ToBF16(float f) {
+  uint32_t u = F32ToBits(f);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return uint16_t((u >> 16) | 0x40);
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return uint16_t(u >> 16);
+}
+
+inline float F16ToF32(uint16_t h) {
+  const uint32_t sign = uint32_t(h & 0x8000u) << 16;
+  const uint32_t exp = (h >> 10) & 0x1fu;
+  const uint32_t man = h & 0x3ffu;
+  if (exp == 0) {
+    if (man == 0) return BitsToF32(sign);
+    // Subnormal: value = man * 2^-24.
+    float v = float(man) * (1.0f / 16777216.0f);
+    return sign ? -v : v;
+  }
+  if (exp == 31) return BitsToF32(sign | 0x7f800000u | (man << 13));
+  return BitsToF32(sign | ((exp + 112u) << 23) | (man << 13));
+}
+
+// Round to nearest even.
+inline uint16_t F32ToF16(float f) {
+  uint32_t u = F32ToBits(f);
+  const uint32_t sign = (u >> 16) & 0x8000u;
+  u &= 0x7fffffffu;
+  if (u > 0x7f800000u) return uint16_t(sign | 0x7e00u);           // NaN
+  if (u >= 0x477ff000u) return uint16_t(sign | 0x7c00u);          // overflow -> inf
+  if (u < 0x38800000u) {                                          // subnormal or zero
+    float a = BitsToF32(u);
+    // Scale so that the subnormal quantum (2^-24) is 1, then round half to even.
+    float scaled = a * 16777216.0f;
+    uint32_t m = uint32_t(scaled);
+    float rem = scaled - float(m);
+    if (rem > 0.5f || (rem == 0.5f && (m & 1u))) ++m;
+    return uint16_t(sign | m);
+  }
+  uint32_t mant_odd = (u >> 13) & 1u;
+  u += 0xc8000fffu + mant_odd;  // rebias exponent (-112 << 23) and round
+  return uint16_t(sign | (u >> 13));
+}
+
+// Reads element i of a float-typed buffer as f32.
+inline float LoadAsF32(const void* data, DType t, size_t i) {
+  switch (t) {
+    case DType::F32: return static_cast<const float*>(data)[i];
+    case DType::F16: return F16ToF32(static_cast<const uint16_t*>(data)[i]);
+    case DType::BF16: return BF16ToF32(static_cast<const uint16_t*>(data)[i]);
+    case DType::F64: return float(static_cast<const double*>(data)[i]);
+    default: return 0.0f;
+  }
+}
+
+}  // namespace mamba2
