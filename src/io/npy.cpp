@@ -1,0 +1,98 @@
+#include "io/npy.h"
+
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+namespace mamba2 {
+
+Status WriteNpyF32(const std::string& path, const float* data, const std::vector<int64_t>& shape) {
+  std::string dims;
+  int64_t n = 1;
+  for (int64_t d : shape) {
+    dims += std::to_string(d) + ",";
+    n *= d;
+  }
+  if (shape.size() > 1) dims.pop_back();
+  std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (" + dims + "), }";
+  // Magic (6) + version (2) + header length (2) + header, padded with spaces to 64 bytes, ending in \n.
+  const size_t unpadded = 10 + header.size() + 1;
+  header.append((64 - unpadded % 64) % 64, ' ');
+  header += '\n';
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+    if (!f) return Status::Error(tmp + ": cannot open for writing");
+    const char magic[8] = {'\x93', 'N', 'U', 'M', 'P', 'Y', 1, 0};
+    f.write(magic, 8);
+    const uint16_t hlen = uint16_t(header.size());
+    f.write(reinterpret_cast<const char*>(&hlen), 2);
+    f.write(header.data(), std::streamsize(header.size()));
+    f.write(reinterpret_cast<const char*>(data), std::streamsize(n * int64_t(sizeof(float))));
+    if (!f) {
+      std::remove(tmp.c_str());
+      return Status::Error(tmp + ": write failed (disk full?)");
+    }
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    return Status::Error(path + ": cannot rename " + tmp + " into place");
+  }
+  return Status::Ok();
+}
+
+Result<NpyArray> ReadNpy(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return Status::Error(path + ": cannot open");
+  std::stringstream ss;
+  ss << f.rdbuf();
+  const std::string buf = ss.str();
+  if (buf.size() < 10 || buf.compare(0, 6, "\x93NUMPY") != 0) return Status::Error(path + ": not a .npy file");
+  size_t hlen = 0, hstart = 0;
+  if (buf[6] == 1) {
+    hlen = uint8_t(buf[8]) | (size_t(uint8_t(buf[9])) << 8);
+    hstart = 10;
+  } else {
+    if (buf.size() < 12) return Status::Error(path + ": truncated .npy header");
+    hlen = uint8_t(buf[8]) | (size_t(uint8_t(buf[9])) << 8) | (size_t(uint8_t(buf[10])) << 16) |
+           (size_t(uint8_t(buf[11])) << 24);
+    hstart = 12;
+  }
+  if (hstart + hlen > buf.size()) return Status::Error(path + ": truncated .npy header");
+  const std::string header = buf.substr(hstart, hlen);
+  size_t elem = 0;
+  if (header.find("'<f4'") != std::string::npos) elem = 4;
+  else if (header.find("'<f8'") != std::string::npos) elem = 8;
+  else return Status::Error(path + ": only little-endian float32/float64 .npy is supported");
+  if (header.find("'fortran_order': True") != std::string::npos)
+    return Status::Error(path + ": Fortran-order arrays are not supported");
+  NpyArray out;
+  const size_t open = header.find('(', header.find("'shape'"));
+  const size_t close = header.find(')', open);
+  if (open == std::string::npos || close == std::string::npos) return Status::Error(path + ": no shape in header");
+  std::stringstream dims(header.substr(open + 1, close - open - 1));
+  std::string tok;
+  int64_t n = 1;
+  while (std::getline(dims, tok, ',')) {
+    if (tok.find_first_not_of(' ') == std::string::npos) continue;
+    out.shape.push_back(std::stoll(tok));
+    n *= out.shape.back();
+  }
+  const size_t data_start = hstart + hlen;
+  if (buf.size() - data_start < size_t(n) * elem)
+    return Status::Error(path + ": data shorter than shape says");
+  out.data.resize(size_t(n));
+  for (int64_t i = 0; i < n; ++i) {
+    if (elem == 4) {
+      float v;
+      std::memcpy(&v, buf.data() + data_start + size_t(i) * 4, 4);
+      out.data[size_t(i)] = v;
+    } else {
+      std::memcpy(&out.data[size_t(i)], buf.data() + data_start + size_t(i) * 8, 8);
+    }
+  }
+  return out;
+}
+
+}  // namespace mamba2

@@ -1,0 +1,98 @@
+// The Mamba-2 language model, written once over the Backend interface.
+//
+// Sequences live in state slots (conv + SSM state per layer). Prefill runs the SSD chunked
+// scan over a batch of equal-length pieces, starting from each slot's state, so a prompt can
+// be fed in any number of pieces; Step advances any set of slots by one token in O(1).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "backend/backend.h"
+#include "io/weight_store.h"
+#include "model/config.h"
+#include "model/weights.h"
+
+namespace mamba2 {
+
+enum class LogitsMode {
+  kNone,  // only advance the state
+  kLast,  // logits of the last position of each sequence: [n_seqs, vocab_rows]
+  kAll,   // logits of every position: [n_seqs * seq_len, vocab_rows]
+};
+
+struct ModelOptions {
+  int32_t max_slots = 1;    // sequences whose state is held at once
+  int64_t chunk_size = 0;   // 0: the config's
+  int64_t max_rows = 2048;  // tokens per backend pass during prefill (bounds activation memory)
+};
+
+class Mamba2Model {
+ public:
+  // Loads config.json and the weights from `dir`. The backend must outlive the model.
+  static Result<std::unique_ptr<Mamba2Model>> Load(const std::string& dir, Backend* backend,
+                                                   const ModelOptions& options = {});
+  // Builds a model from an already open store (tests, benchmarks with in-memory weights).
+  static Result<std::unique_ptr<Mamba2Model>> FromStore(const ModelConfig& config,
+                                                        std::shared_ptr<const WeightStore> store,
+                                                        Backend* backend, const ModelOptions& options = {});
+  ~Mamba2Model();
+
+  const ModelConfig& config() const { return config_; }
+  Backend& backend() const { return *backend_; }
+  int32_t max_slots() const { return options_.max_slots; }
+  int64_t chunk_size() const { return chunk_size_; }
+
+  // Zeroes a slot's state: the start of a new sequence.
+  void ResetSlot(int32_t slot);
+  // Copies the full state of one slot into another (prefix snapshots).
+  void CopySlot(int32_t from, int32_t to);
+  // Bytes of state per sequence (conv + SSM, all layers, fp32).
+  int64_t state_bytes_per_slot() const;
+  // Reads / writes one slot's state as a flat host vector [layers x (conv, ssm)].
+  std::vector<float> SaveSlot(int32_t slot) const;
+  Status LoadSlot(int32_t slot, const std::vector<float>& data);
+
+  // tokens: [n_seqs * seq_len] row-major by sequence; slots: [n_seqs].
+  // logits (host): see LogitsMode; may be null for kNone.
+  Status Prefill(std::span<const int32_t> tokens, std::span<const int32_t> slots, LogitsMode mode,
+                 float* logits);
+  // One token for each slot; logits (host): [n, vocab_rows].
+  Status Step(std::span<const int32_t> tokens, std::span<const int32_t> slots, float* logits);
+
+ private:
+  Mamba2Model(const ModelConfig& config, Backend* backend, const ModelOptions& options);
+  Status CheckInputs(std::span<const int32_t> tokens, std::span<const int32_t> slots) const;
+  // One backend pass over rows = n_seqs * seq_len tokens; decode when `step`.
+  void Forward(int64_t n_seqs, int64_t seq_len, bool step, LogitsMode mode, float* logits);
+  void EnsureWorkspace(int64_t rows);
+  float* Device(size_t n_floats);  // a backend allocation owned by the model
+
+  ModelConfig config_;
+  Backend* backend_;
+  ModelOptions options_;
+  int64_t chunk_size_;
+  std::shared_ptr<const WeightStore> store_;  // keeps mmapped weights alive
+  ModelWeights weights_;
+  std::vector<LayerState> states_;  // [n_layer]
+  std::vector<void*> allocations_;
+
+  // Workspace, sized for `ws_rows_` tokens. Shapes per row:
+  int64_t ws_rows_ = 0;
+  int32_t* ids_ = nullptr;     // [rows]
+  int32_t* slots_ = nullptr;   // [max_slots]
+  float* hidden_ = nullptr;    // [rows, d_model]   mixer output / embedding
+  float* residual_ = nullptr;  // [rows, d_model]   fp32 residual stream
+  float* normed_ = nullptr;    // [rows, d_model]
+  float* zxbcdt_ = nullptr;    // [rows, in_proj_rows]
+  float* conv_out_ = nullptr;  // [rows, conv_dim]
+  float* y_ = nullptr;         // [rows, d_inner]
+  float* gated_ = nullptr;     // [rows, d_inner]
+  float* logits_ = nullptr;    // [rows, vocab_rows]
+  std::vector<void*> ws_allocations_;
+};
+
+}  // namespace mamba2
