@@ -65,8 +65,12 @@ def make_one(root, name, spec):
         "reference": "tools/mamba2_ref.py (float64, chunked SSD), rounded to float32",
         "sequences": seqs,
     }
+    # one sequence per line keeps the file readable
+    text = json.dumps({k: v for k, v in meta.items() if k != "sequences"}, indent=1)[:-2]
+    text += ',\n "sequences": [\n  ' + ",\n  ".join(json.dumps(s) for s in seqs) + "\n ]\n}\n"
+    json.loads(text)
     with open(os.path.join(d, "ids.json"), "w") as f:
-        json.dump(meta, f, indent=1)
+        f.write(text)
     size = sum(os.path.getsize(os.path.join(d, x)) for x in os.listdir(d))
     print(f"{name}: {size} bytes, rows={m.cfg.vocab_rows}, chunk={Q}, lengths={[s['length'] for s in seqs]}")
     return size
