@@ -30,13 +30,12 @@ import struct
 import sys
 import time
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bpe_train import EOT, Tokenizer, tokenizer_json, train_bpe  # noqa: E402
+from bpe_train import Tokenizer, tokenizer_json, train_bpe  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EPS = 1e-5
