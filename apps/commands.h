@@ -10,6 +10,8 @@
 
 #include "backend/backend.h"
 #include "core/status.h"
+#include "model/mamba2_model.h"
+#include "tokenizer/tokenizer.h"
 
 namespace mamba2::app {
 
@@ -17,6 +19,22 @@ using Runner = std::function<int()>;
 
 Runner AddInfo(CLI::App& app);
 Runner AddLogits(CLI::App& app);
+Runner AddGenerate(CLI::App& app);
+Runner AddTokenize(CLI::App& app);
+
+// The bundled model folder (models/tiny-shakespeare), found next to the build or the source tree.
+std::string DefaultModelDir();
+
+// --tokenizer FILE if given, else DIR/tokenizer.json; a clear error says what to download.
+Result<std::unique_ptr<Tokenizer>> LoadTokenizerFor(const std::string& model_dir, const std::string& tokenizer_path);
+
+struct LoadedModel {
+  std::unique_ptr<Backend> backend;
+  std::unique_ptr<Mamba2Model> model;
+  std::unique_ptr<Tokenizer> tokenizer;
+};
+Result<LoadedModel> LoadModelAndTokenizer(const std::string& dir, const std::string& tokenizer_path,
+                                          const std::string& backend, int n_threads, int32_t max_slots);
 
 // "ref", "cpu" or "cuda"; n_threads <= 0 means all cores.
 Result<std::unique_ptr<Backend>> MakeBackendByName(const std::string& name, int n_threads);

@@ -1,4 +1,7 @@
+#include <unistd.h>
+
 #include <cstdio>
+#include <filesystem>
 
 #include "commands.h"
 
@@ -18,6 +21,45 @@ Result<std::unique_ptr<Backend>> MakeBackendByName(const std::string& name, int 
     return b;
   }
   return Status::Error("unknown backend \"" + name + "\" (expected ref, cpu or cuda)");
+}
+
+std::string DefaultModelDir() {
+  // Beside the executable first (an installed tree), then the source tree it was built from.
+  std::error_code ec;
+  const std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    for (const char* rel : {"../models/tiny-shakespeare", "../share/mamba2/models/tiny-shakespeare"}) {
+      const std::filesystem::path p = exe.parent_path() / rel;
+      if (std::filesystem::exists(p / "config.json")) return std::filesystem::weakly_canonical(p).string();
+    }
+  }
+  return std::string(MAMBA2_SOURCE_DIR) + "/models/tiny-shakespeare";
+}
+
+Result<std::unique_ptr<Tokenizer>> LoadTokenizerFor(const std::string& model_dir, const std::string& tokenizer_path) {
+  std::string path = tokenizer_path;
+  if (path.empty()) {
+    path = model_dir + "/tokenizer.json";
+    if (!std::filesystem::exists(path))
+      return Status::Error(
+          "no tokenizer: " + path + " does not exist. The state-spaces checkpoints ship none; they use the "
+          "GPT-NeoX-20B tokenizer: download tokenizer.json from the Hugging Face repo EleutherAI/gpt-neox-20b "
+          "and put it in " + model_dir + "/ (or pass --tokenizer FILE)");
+  }
+  auto tok = Tokenizer::Load(path);
+  if (!tok.ok()) return tok.status();
+  return std::make_unique<Tokenizer>(std::move(tok).value());
+}
+
+Result<LoadedModel> LoadModelAndTokenizer(const std::string& dir, const std::string& tokenizer_path,
+                                          const std::string& backend, int n_threads, int32_t max_slots) {
+  LoadedModel out;
+  ASSIGN_OR_RETURN(out.tokenizer, LoadTokenizerFor(dir, tokenizer_path));
+  ASSIGN_OR_RETURN(out.backend, MakeBackendByName(backend, n_threads));
+  ModelOptions opt;
+  opt.max_slots = max_slots;
+  ASSIGN_OR_RETURN(out.model, Mamba2Model::Load(dir, out.backend.get(), opt));
+  return out;
 }
 
 }  // namespace mamba2::app

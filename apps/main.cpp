@@ -10,6 +10,8 @@ int main(int argc, char** argv) {
   std::vector<mamba2::app::Runner> runners;
   runners.push_back(mamba2::app::AddInfo(app));
   runners.push_back(mamba2::app::AddLogits(app));
+  runners.push_back(mamba2::app::AddGenerate(app));
+  runners.push_back(mamba2::app::AddTokenize(app));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
