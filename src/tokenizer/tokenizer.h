@@ -1,0 +1,68 @@
+// Hugging Face tokenizer.json reader for byte-level BPE (GPT-2 / GPT-NeoX family),
+// producing the same ids as HF tokenizers' encode(text, add_special_tokens=false).
+//
+// Pipeline, as in HF: added tokens with normalized=false are cut out of the raw text;
+// the rest is normalized (NFC) and added tokens with normalized=true are cut out of it;
+// what remains is pre-tokenized (GPT-2 regex, byte map) and BPE-encoded per piece.
+// post_processor, truncation and padding are ignored: Encode never adds BOS/EOS.
+//
+// Invalid UTF-8: HF cannot receive it (Rust &str is valid UTF-8 by construction; the
+// Python binding takes only str, and the Node binding turns lone surrogates into U+FFFD
+// before Rust sees them), so Encode refuses it with a Status naming the byte offset.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/status.h"
+
+namespace mamba2 {
+
+class Tokenizer {
+ public:
+  static Result<Tokenizer> Load(const std::string& tokenizer_json_path);
+  // Same, from the JSON text itself; `source` names it in error messages.
+  static Result<Tokenizer> FromJsonText(std::string_view json_text, const std::string& source);
+
+  Tokenizer(Tokenizer&&) noexcept;
+  Tokenizer& operator=(Tokenizer&&) noexcept;
+  ~Tokenizer();
+
+  // Thread-safe. No BOS/EOS is added.
+  Result<std::vector<int32_t>> Encode(std::string_view text) const;
+  // Concatenated token bytes decoded as UTF-8, ill-formed parts replaced by U+FFFD (as HF's
+  // ByteLevel decoder). Unknown ids are skipped. Added tokens decode to their content.
+  std::string Decode(const std::vector<int32_t>& ids) const;
+  // Raw bytes of one token, possibly a partial UTF-8 character; "" for an unknown id.
+  std::string TokenBytes(int32_t id) const;
+
+  // max id + 1 over the vocab and the added tokens.
+  int32_t vocab_size() const;
+  std::optional<int32_t> TokenId(std::string_view token) const;
+  // Id of "<|endoftext|>" or "</s>" if present, else -1.
+  int32_t eos_id() const;
+
+ private:
+  struct Impl;
+  explicit Tokenizer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Turns a stream of token bytes into text that only ever contains whole UTF-8
+// characters: an incomplete trailing sequence is held back until the next Push.
+// The concatenation of all Push outputs and Flush equals Decode of the whole stream.
+class Utf8Stream {
+ public:
+  std::string Push(std::string_view bytes);
+  // Emits what is held back (an incomplete sequence becomes U+FFFD) and resets.
+  std::string Flush();
+
+ private:
+  std::string pending_;
+};
+
+}  // namespace mamba2

@@ -1,0 +1,217 @@
+// Produces the tokenizer test expectations with HF tokenizers itself (the Rust library,
+// through its Node build @anush008/tokenizers), so the C++ tests compare against it.
+//
+//   cd tools/tokenizer && npm ci && node make_expected.js [shared_data_dir]
+//
+// Writes into tests/data/tokenizer/:
+//   neox_cases.json          hand-written + generated strings with their ids and HF's decode
+//   wikitext_valid_ids.bin   ids of the whole wikitext-103-raw-valid.txt, int32 little endian
+//   corpus_ids.json          per corpus file: byte size, md5, id count, FNV-1a 64 of the ids
+'use strict';
+const fs = require('fs');
+const path = require('path');
+const crypto = require('crypto');
+const { Tokenizer } = require('@anush008/tokenizers');
+
+const repo = path.resolve(__dirname, '..', '..');
+const shared = path.resolve(process.argv[2] || path.join(repo, '..', 'shared', 'data'));
+const outDir = path.join(repo, 'tests', 'data', 'tokenizer');
+const tokPath = path.join(shared, 'gpt-neox-20b', 'tokenizer.json');
+
+// ---- the case list ---------------------------------------------------------------------
+const cases = [];
+const add = (group, ...texts) => texts.forEach((t) => cases.push({ group, text: t }));
+const sp = (n) => ' '.repeat(n);
+
+add('empty', '');
+add('ascii',
+  'Hello world', 'Hello, world!', 'The quick brown fox jumps over the lazy dog.',
+  'hello', 'HELLO', 'Hello', 'a', 'I', 'x y z', 'A B C D E F G',
+  'To be, or not to be, that is the question:',
+  'https://example.com/path?query=1&b=two#frag', 'user.name+tag@example.co.uk',
+  '{"key": "value", "n": [1, 2, 3]}', '<div class="a">text</div>', '# Title\n\n* item one\n* item two',
+  'def f(x):\n    return x * 2\n', 'int main() {\n\tprintf("hi\\n");\n\treturn 0;\n}',
+  'SELECT * FROM t WHERE id = 42;', 'camelCaseIdentifier snake_case_identifier kebab-case-id',
+  'The year 1987 was good.', 'Mamba-2 is a state space model.',
+  ' = Valkyria Chronicles III = \n', ' @-@ ', 'a @,@ b @.@ c');
+add('accents',
+  'café', 'naïve', 'Ærøskøbing', 'Straße', 'Crème brûlée', 'Tiếng Việt có dấu', 'Zażółć gęślą jaźń',
+  'señor niño año', 'Dvořák', 'Þórr', 'façade', 'Åland Øresund', 'İstanbul ığdır', 'ÉCOLE', 'ﬁnance ﬂow');
+add('combining',
+  'e\u0301', 'cafe\u0301', 'Cafe\u0301 au lait', 'A\u030A', '\u212B', '\u2126', 'A\u0308\u0301',
+  '\u1100\u1161', '\u1100\u1161\u11A8', 'a\u0323\u0307', 'a\u0307\u0323', '\u0301abc', ' \u0301', 'x \u0301y',
+  'n\u0303o\u0303', 'o\u0308\u0304', 'e\u0301\u0301\u0301', '\u0915\u093C', 'q\u0307\u0323',
+  'e<|endoftext|>\u0301', 'a  \u0308b', '\u0041\u030A\u0041\u030A\u0041\u030A', 'Z\u030C\u00E9\u0301',
+  '\u00C5 vs A\u030A vs \u212B', '\u1E0B\u0323', '\u0344', '\u0958', '\uFB2C');
+add('cjk',
+  '日本語のテキストです。', '中文文本，包括标点符号。', '한국어 텍스트입니다.', 'ＡＢＣ１２３', '「こんにちは」、世界！',
+  '漢字かなカナ', '東京 都', '我爱北京天安门', 'ひらがな カタカナ 漢字', '𠀀𠀁 𪜀', '々〆〇');
+add('emoji',
+  '😀', '👍🏽', '👨\u200D👩\u200D👧\u200D👦', '🇺🇸🇫🇷', '1\uFE0F\u20E3', '\u2764\uFE0F', '🏳\uFE0F\u200D🌈',
+  'I love 🍕 and 🍣!', '🎉🎉🎉', 'emoji😀inside', '👩🏾\u200D💻 coding', '\u263A', '🫠 new', '💯%');
+add('whitespace',
+  '\t', '\n', '\r\n', '\r', 'a\tb', 'a\n\nb', 'a \n b', '  \t  ', ' \r\n ', 'line1\nline2\r\nline3\rline4',
+  '\n\n\n', 'x\n ', '\t\t\tx', 'x\u000B\u000Cy', 'a\t\tb', '\t a', 'a \t', 'a\n', '\na', ' \n', '\n ',
+  'a\r\n\r\nb', 'end.\n\n', '\n\t\n', 'a \t\n b', 'tab\there', ' \t\n\r\u000B\u000C');
+for (let k = 1; k <= 30; ++k) add('space_runs', 'a' + sp(k) + 'b');
+add('space_runs',
+  sp(2), sp(3), sp(23), sp(24), sp(25), sp(48), sp(50), sp(100), sp(2) + 'x', 'x' + sp(2), sp(4) + 'indented',
+  'a' + sp(3) + '\n', 'a' + sp(2) + '!', 'a' + sp(2) + '123', 'a' + sp(2) + '\tb', '\n' + sp(4) + 'return x',
+  sp(3) + '\n' + sp(3), 'x' + sp(2) + "'s", sp(2) + '<|endoftext|>' + sp(2), 'a\u00A0 ' + sp(2) + 'b');
+add('digits',
+  '0', '12345', '3.14159', '1,000,000', '2024-01-01', '\u0661\u0662\u0663', '½ ⅓ Ⅻ', 'x²', '10^9',
+  '+1 (555) 123-4567', '0xDEADBEEF', '1e-10', '99 bottles', 'abc123def', '123abc', 'v1.2.3', '٣٤ and ۵۶',
+  '１２３', '①②③', '  42', '1 2  3   4');
+add('long_words',
+  'antidisestablishmentarianism', 'pneumonoultramicroscopicsilicovolcanoconiosis',
+  'supercalifragilisticexpialidocious', 'Donaudampfschiffahrtsgesellschaftskapitän', 'a'.repeat(300),
+  'ab'.repeat(200), 'x'.repeat(255), 'x'.repeat(256), 'x'.repeat(257), '.'.repeat(300), '1'.repeat(100),
+  'é'.repeat(150), '日'.repeat(120), 'Lorem'.repeat(40), '😀'.repeat(70),
+  'https://example.com/' + 'very/long/path/'.repeat(20));
+add('punctuation',
+  '!!!', '...', '?!', '—', '–', '«»', '“quoted”', '(a) [b] {c}', '@#$%^&*', 'a.b.c', '--flag=value', 'C++',
+  'e.g.', 'i.e.,', 'foo_bar_baz', '__init__', '<html>', "Mr. O'Neil", '...!?', '"""', '~/.bashrc', 'a/b\\c',
+  '¿Qué?', '¡Hola!', '§1.2 ¶3', '© ® ™', '€100 £50 ¥30', '→ ← ↑ ↓', '∑∫√∞ ≠ ≤', '•·…', '─│┌┐└┘');
+add('contractions',
+  "I'm", "you're", "it's", "we've", "they'll", "he'd", "don't", "I'M", "YOU'RE", "IT'S", "WE'VE",
+  "THEY'LL", "HE'D", "DON'T", "'s", "'S", "rock'n'roll", "'tis", "''", 'it\u2019s', "I 'm", "She's here.",
+  "'ll'd've", "o'clock", "can't won't shan't", "'re", " 've", "x'x", "'", "l'homme d'état");
+add('special',
+  '<|endoftext|>', 'a<|endoftext|>b', '<|endoftext|><|endoftext|>', '<|padding|>', 'Hello<|padding|>world',
+  ' <|endoftext|> ', '<|endoftext|>  x', '<|endoftext', '<|endoftext|', '<|ENDOFTEXT|>', '<|endoftext|>\n\n',
+  'text <|endoftext|>text', '<<|endoftext|>>', '<|endoftext|><|padding|>', 'x<|padding|>', '<|padding|> y',
+  'The end.<|endoftext|>The start.', '<|endoftext|>' + sp(30) + '<|endoftext|>');
+add('lead_trail',
+  ' Hello', '  Hello', 'Hello ', 'Hello  ', ' ', '\n Hello', 'Hello \n', ' Hello ', '   Hello   ',
+  '\tHello\t', ' a', 'a ', ' 1', '1 ', ' !', '! ');
+add('unicode_spaces',
+  'a\u00A0b', 'a\u00A0\u00A0b', 'a\u3000b', 'a\u2003b', '\u00A0', 'a\u2009b', 'a\u202Fb', 'a\u200Bb',
+  'a\uFEFFb', 'a\u180Eb', 'a\u0085b', 'a\u2028b', 'a\u2029b', 'a \u00A0 b', 'a\u1680b', 'x\u205Fy',
+  '\u3000\u3000日本', 'a\u00A0', '\u00A0a', 'a \u3000', 'a\u2000\u2001\u2002b', 'a\u200Cb\u200Dc',
+  'x\u001Cy\u001Dz\u001Ew\u001Fv');
+add('scripts',
+  'مرحبا بالعالم', 'שלום עולם', 'नमस्ते दुनिया', 'สวัสดีชาวโลก', 'Γειά σου Κόσμε', 'Привет, мир!',
+  'გამარჯობა', 'Բարեւ', 'ᚠᛇᚻ', 'Ελληνικά ΕΛΛΗΝΙΚΆ', 'ⅣⅤⅥ', 'ꦧꦱꦗꦮ', 'ሰላም', '𝔘𝔫𝔦𝔠𝔬𝔡𝔢', '𝟘𝟙𝟚');
+add('control', '\u0000', 'a\u0001b', '\u007F', '\u001B[31mred\u001B[0m', 'a\u0008b', '\u0007');
+add('mixed',
+  ' The game began development in 2010 , carrying over a large portion of the work done on Valkyria Chronicles II .\n',
+  'Naïve café — 東京 🍣 «quoted» 3.14 <|endoftext|> done.\n',
+  '    if (x) {\n        y = "a  b";\n    }\n', 'Ünïcödé   tëxt\twith\u00A0mixed  spaces\r\n',
+  "He said: \"It's 5 o'clock—let's go!\"  (Really?)");
+
+// Seeded random strings over a pool of characters that exercise every branch of the split.
+let seed = 0x9E3779B9;
+const rnd = (n) => {
+  seed ^= seed << 13; seed >>>= 0;
+  seed ^= seed >>> 17;
+  seed ^= seed << 5; seed >>>= 0;
+  return seed % n;
+};
+const pool = [' ', ' ', ' ', ' ', '  ', '\t', '\n', '\r\n', '\u00A0', '\u3000', 'a', 'b', 'Z', 'é', 'e\u0301',
+  'ß', '日', '本', 'ア', '한', 'я', 'ع', '0', '7', '²', '½', '.', ',', '!', "'", "'s", "'LL", '"', '-', '_', '(',
+  '😀', '👍🏽', '\u200D', '\uFE0F', '\u0301', '<|endoftext|>', '<|padding|>', '<|', 'word', 'The', ' the', '$', '%'];
+for (let k = 0; k < 60; ++k) {
+  let s = '';
+  const len = 1 + rnd(25);
+  for (let j = 0; j < len; ++j) s += pool[rnd(pool.length)];
+  add('random', s);
+}
+
+// Id sequences for the decoder: bytes of split or broken UTF-8, added tokens, unknown ids.
+function byteToChar() {
+  const bs = [];
+  for (let b = 33; b <= 126; ++b) bs.push(b);
+  for (let b = 161; b <= 172; ++b) bs.push(b);
+  for (let b = 174; b <= 255; ++b) bs.push(b);
+  const map = new Array(256);
+  bs.forEach((b) => { map[b] = String.fromCodePoint(b); });
+  let n = 0;
+  for (let b = 0; b < 256; ++b) if (map[b] === undefined) map[b] = String.fromCodePoint(256 + n++);
+  return map;
+}
+function decodeCases(tok) {
+  const b2c = byteToChar();
+  // NeoX has no tokens for bytes C0, C1 and F5..FF, which never occur in UTF-8.
+  const byteId = (b) => {
+    const id = tok.tokenToId(b2c[b]);
+    if (id === null) throw new Error(`no token for byte ${b}`);
+    return id;
+  };
+  const highByte = () => { for (;;) { const b = 128 + rnd(117); if (b !== 0xC0 && b !== 0xC1) return b; } };
+  const bytes = (...bs) => bs.map(byteId);
+  const word = (w) => tok.tokenToId(w);
+  const seqs = [
+    bytes(0xE2, 0x82, 0xAC), bytes(0xE2, 0x82), bytes(0xE2), bytes(0x80), bytes(0xF0, 0x80, 0x80),
+    bytes(0xF0, 0x9F, 0x98, 0x80), bytes(0xF0, 0x9F, 0x98), bytes(0xED, 0xA0, 0x80), bytes(0xC2, 0x41),
+    bytes(0xC3, 0xC3, 0xA9), bytes(0xF4, 0x90, 0x80, 0x80), bytes(0xE0, 0x80, 0x80), bytes(0xC3),
+    [word('Hello'), ...bytes(0xE2, 0x82), word('\u0120world')], [0, 1, 50276, 50254, 0],
+    [word('a'), 50277, word('b')], [60000], [], [0, ...bytes(0xC3), 0, ...bytes(0xA9)],
+    bytes(0x41, 0xC3, 0xA9, 0xE6, 0x97, 0xA5, 0xF0, 0x9F, 0x98, 0x80, 0x0A, 0x20),
+  ];
+  for (let k = 0; k < 30; ++k) {
+    const len = 1 + rnd(12);
+    const ids = [];
+    for (let j = 0; j < len; ++j) ids.push(k % 2 ? byteId(highByte()) : rnd(50277));
+    seqs.push(ids);
+  }
+  return seqs;
+}
+
+// ---- run HF --------------------------------------------------------------------------
+function fnv1a64(ids) {
+  let h = 0xcbf29ce484222325n;
+  const prime = 0x100000001b3n;
+  const buf = Buffer.alloc(4);
+  for (const id of ids) {
+    buf.writeInt32LE(id);
+    for (const b of buf) h = BigInt.asUintN(64, (h ^ BigInt(b)) * prime);
+  }
+  return h.toString(16).padStart(16, '0');
+}
+
+async function main() {
+  const tok = Tokenizer.fromFile(tokPath);
+  const out = [];
+  for (const c of cases) {
+    const enc = await tok.encode(c.text, null, { addSpecialTokens: false });
+    const ids = enc.getIds();
+    const decoded = await tok.decode(ids, false);
+    out.push({ group: c.group, text: c.text, ids, decoded });
+  }
+  const dec = [];
+  for (const ids of decodeCases(tok)) dec.push({ ids, decoded: await tok.decode(ids, false) });
+  const doc = {
+    generator: 'tools/tokenizer/make_expected.js',
+    hf: 'HF tokenizers via @anush008/tokenizers ' + require('@anush008/tokenizers/package.json').version,
+    tokenizer: 'gpt-neox-20b/tokenizer.json',
+  };
+  // One case per line keeps diffs readable.
+  const list = (a) => '[\n' + a.map((c) => '    ' + JSON.stringify(c)).join(',\n') + '\n  ]';
+  const head = JSON.stringify(doc, null, 2).replace(/\n}$/, '');
+  fs.writeFileSync(path.join(outDir, 'neox_cases.json'),
+    head + ',\n  "cases": ' + list(out) + ',\n  "decode_cases": ' + list(dec) + '\n}\n');
+  console.log(`neox_cases.json: ${out.length} cases, ${dec.length} decode cases`);
+
+  const corpora = {};
+  for (const name of ['wikitext-103-raw-valid.txt', 'wikitext-103-raw-test.txt', 'tinyshakespeare.txt']) {
+    const bytes = fs.readFileSync(path.join(shared, name));
+    const enc = await tok.encode(bytes.toString('utf8'), null, { addSpecialTokens: false });
+    const ids = enc.getIds();
+    corpora[name] = {
+      bytes: bytes.length,
+      md5: crypto.createHash('md5').update(bytes).digest('hex'),
+      count: ids.length,
+      fnv1a64: fnv1a64(ids),
+    };
+    if (name === 'wikitext-103-raw-valid.txt') {
+      const buf = Buffer.alloc(4 * ids.length);
+      ids.forEach((id, k) => buf.writeInt32LE(id, 4 * k));
+      fs.writeFileSync(path.join(outDir, 'wikitext_valid_ids.bin'), buf);
+    }
+    console.log(`${name}: ${ids.length} ids`);
+  }
+  fs.writeFileSync(path.join(outDir, 'corpus_ids.json'),
+    JSON.stringify({ generator: doc.generator, hf: doc.hf, ids_hash: 'FNV-1a 64 over the ids as int32 little endian', corpora }, null, 2) + '\n');
+}
+
+main().catch((e) => { console.error(e); process.exit(1); });
