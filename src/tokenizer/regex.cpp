@@ -69,8 +69,8 @@ Result<Regex> Regex::Compile(const std::string& pattern, bool literal) {
   r.code_ = std::make_unique<Code>();
   int err = 0;
   PCRE2_SIZE err_off = 0;
-  uint32_t opts = PCRE2_UTF | PCRE2_UCP;
-  if (literal) opts |= PCRE2_LITERAL;
+  // PCRE2_LITERAL refuses PCRE2_UCP, which only matters for classes anyway.
+  const uint32_t opts = literal ? (PCRE2_UTF | PCRE2_LITERAL) : (PCRE2_UTF | PCRE2_UCP);
   r.code_->code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(), opts, &err,
                                 &err_off, nullptr);
   if (r.code_->code == nullptr) {

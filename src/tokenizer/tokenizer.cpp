@@ -117,6 +117,10 @@ Result<Tokenizer> Tokenizer::FromJsonText(std::string_view json_text, const std:
   } catch (const nlohmann::json::exception& e) {
     return Status::Error(source + ": not valid JSON: " + e.what());
   }
+  return FromJson(root, source);
+}
+
+Result<Tokenizer> Tokenizer::FromJson(const nlohmann::json& root, const std::string& source) {
   auto fail = [&](const Status& st) { return st.With(source); };
   try {
     if (!root.is_object()) return fail(Status::Error("expected a JSON object at the top level"));
@@ -152,9 +156,11 @@ Result<Tokenizer> Tokenizer::FromJsonText(std::string_view json_text, const std:
     for (const auto& [tok, id] : impl->bpe->vocab()) {
       impl->token_bytes[id] = byte_level::DecodeToken(tok);
     }
-    // HF decodes an added token from its normalized form, which wins over the vocab entry.
+    // An added token decodes from its content, which wins over a vocab entry of the same id
+    // (HF tokenizers 0.22; 0.23 switched to the normalized form, which differs only for
+    // added tokens that the normalizer changes).
     for (const AddedToken& t : impl->added) {
-      impl->token_bytes[t.id] = byte_level::DecodeToken(t.normalized ? t.match_text : t.content);
+      impl->token_bytes[t.id] = byte_level::DecodeToken(t.content);
     }
     Tokenizer tk(std::move(impl));
     for (const char* name : {"<|endoftext|>", "</s>"}) {

@@ -18,6 +18,8 @@
 #include <string_view>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "core/status.h"
 
 namespace mamba2 {
@@ -25,8 +27,9 @@ namespace mamba2 {
 class Tokenizer {
  public:
   static Result<Tokenizer> Load(const std::string& tokenizer_json_path);
-  // Same, from the JSON text itself; `source` names it in error messages.
+  // Same, from the JSON text or the parsed document; `source` names it in error messages.
   static Result<Tokenizer> FromJsonText(std::string_view json_text, const std::string& source);
+  static Result<Tokenizer> FromJson(const nlohmann::json& root, const std::string& source);
 
   Tokenizer(Tokenizer&&) noexcept;
   Tokenizer& operator=(Tokenizer&&) noexcept;

@@ -157,6 +157,53 @@ function decodeCases(tok) {
   return seqs;
 }
 
+// Variants of the NeoX tokenizer.json for options NeoX itself does not use. The C++ test
+// applies the same patch: top-level fields replaced, "extra_added_tokens" appended to
+// added_tokens, "merges" rewritten ("pairs" or "version_header").
+const byteLevel = (prefix, useRegex) => ({ type: 'ByteLevel', add_prefix_space: prefix, trim_offsets: true, use_regex: useRegex });
+const split = (pattern, behavior, invert) => ({ type: 'Split', pattern, behavior, invert });
+const llama3 = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+const variantTexts = ['', 'Hello world', ' Hello  world ', "I'M here, aren't you? SHE'LL", 'the-final--countdown', '-a-', 'a--b-',
+  '1234567 89', 'café cafe\u0301', '<|endoftext|>x<|padding|>', '  \n\t x\r\n\r\ny', '日本語 😀 ok', 'x\u00A0\u00A0y  z'];
+const flagTexts = ['a <mask> b', 'a<mask>b', '  <mask>', '<mask>  <mask>', 'x [SEP]   y', '[SEP]\n', '[SEP]\u00A0z',
+  "cat concat cat. the cat's _cat", 'cat', 'catcat cat', 'étét cafe\u0301t', 'ab cab ab', ' ab  ab\tab', 'hello world hellohello',
+  'a\u00A0<mask>', 'x   <mask>   [SEP]   y'];
+const variants = [
+  { name: 'pair_merges', merges: 'pairs' },
+  { name: 'version_header', merges: 'version_header' },
+  { name: 'prefix_space', patch: { pre_tokenizer: byteLevel(true, true) } },
+  { name: 'llama3_split', patch: { pre_tokenizer: { type: 'Sequence', pretokenizers: [split({ Regex: llama3 }, 'Isolated', false), byteLevel(false, false)] } } },
+  { name: 'prefix_space_after_split', patch: { pre_tokenizer: { type: 'Sequence', pretokenizers: [split({ Regex: '\\s+' }, 'Removed', false), byteLevel(true, false)] } } },
+  { name: 'no_normalizer', patch: { normalizer: null } },
+  { name: 'no_pre_tokenizer', patch: { pre_tokenizer: null } },
+  { name: 'unk', patch: { pre_tokenizer: null }, model: { unk_token: '<|padding|>', fuse_unk: false } },
+  { name: 'unk_fused', patch: { pre_tokenizer: null }, model: { unk_token: '<|padding|>', fuse_unk: true } },
+  { name: 'ignore_merges', model: { ignore_merges: true } },
+  { name: 'added_flags', texts: flagTexts, extra_added_tokens: [
+    { id: 50277, content: '<mask>', single_word: false, lstrip: true, rstrip: false, normalized: false, special: true },
+    { id: 50278, content: '[SEP]', single_word: false, lstrip: false, rstrip: true, normalized: false, special: true },
+    { id: 50279, content: 'cat', single_word: true, lstrip: false, rstrip: false, normalized: true, special: false },
+    { id: 50280, content: 'e\u0301t', single_word: false, lstrip: false, rstrip: false, normalized: true, special: false },
+    { id: 50281, content: 'ab', single_word: true, lstrip: true, rstrip: true, normalized: false, special: false },
+    { id: 50282, content: 'hello', single_word: false, lstrip: false, rstrip: false, normalized: true, special: false },
+  ] },
+];
+for (const b of ['Removed', 'Isolated', 'MergedWithPrevious', 'MergedWithNext', 'Contiguous']) {
+  for (const inv of [false, true]) {
+    variants.push({ name: `split_${b}${inv ? '_invert' : ''}`,
+      patch: { pre_tokenizer: { type: 'Sequence', pretokenizers: [split({ String: '-' }, b, inv), byteLevel(false, true)] } } });
+  }
+}
+function applyVariant(base, v) {
+  const j = JSON.parse(JSON.stringify(base));
+  Object.assign(j, v.patch || {});
+  Object.assign(j.model, v.model || {});
+  if (v.extra_added_tokens) j.added_tokens = j.added_tokens.concat(v.extra_added_tokens);
+  if (v.merges === 'pairs') j.model.merges = j.model.merges.map((m) => m.split(' '));
+  if (v.merges === 'version_header') j.model.merges = ['#version: 0.2'].concat(j.model.merges);
+  return j;
+}
+
 // ---- run HF --------------------------------------------------------------------------
 function fnv1a64(ids) {
   let h = 0xcbf29ce484222325n;
@@ -191,6 +238,24 @@ async function main() {
   fs.writeFileSync(path.join(outDir, 'neox_cases.json'),
     head + ',\n  "cases": ' + list(out) + ',\n  "decode_cases": ' + list(dec) + '\n}\n');
   console.log(`neox_cases.json: ${out.length} cases, ${dec.length} decode cases`);
+
+  const base = JSON.parse(fs.readFileSync(tokPath, 'utf8'));
+  const vout = [];
+  let nv = 0;
+  for (const v of variants) {
+    const vt = Tokenizer.fromString(JSON.stringify(applyVariant(base, v)));
+    const vc = [];
+    for (const text of v.texts || variantTexts) {
+      const ids = (await vt.encode(text, null, { addSpecialTokens: false })).getIds();
+      vc.push({ text, ids, decoded: await vt.decode(ids, false) });
+    }
+    nv += vc.length;
+    const { texts, ...spec } = v;
+    vout.push({ ...spec, cases: vc });
+  }
+  fs.writeFileSync(path.join(outDir, 'variants.json'),
+    JSON.stringify({ generator: doc.generator, hf: doc.hf, base: doc.tokenizer, variants: vout }, null, 1) + '\n');
+  console.log(`variants.json: ${vout.length} variants, ${nv} cases`);
 
   const corpora = {};
   for (const name of ['wikitext-103-raw-valid.txt', 'wikitext-103-raw-test.txt', 'tinyshakespeare.txt']) {
