@@ -132,7 +132,10 @@ Result<std::vector<SafetensorsEntry>> ParseSafetensorsHeader(const uint8_t* data
   }
 
   std::stable_sort(entries.begin(), entries.end(),
-                   [](const SafetensorsEntry& a, const SafetensorsEntry& b) { return a.begin < b.begin; });
+                   [](const SafetensorsEntry& a, const SafetensorsEntry& b) {
+                     // Empty tensors sharing a begin go first, as a sequential writer puts them.
+                     return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
+                   });
   // Sorted by begin, ranges are disjoint iff each non-empty one starts at or after the
   // furthest end seen so far.
   const SafetensorsEntry* furthest = nullptr;

@@ -116,7 +116,7 @@ Status ResolveOne(const ZipArchive& zip, const std::string& root, const PickledT
       return Status::Error(where + ": strides overlap or broadcast (" + layout + "), which is not supported");
     Result<AlignedBuffer> buf = AlignedBuffer::Allocate(size_t(nbytes));
     if (!buf.ok()) return buf.status().With(where);
-    GatherStrided(base, t, esize, buf->data());
+    GatherStrided(base + uint64_t(t.storage_offset) * esize, t, esize, buf->data());
     st.view.data = buf->data();
     set->owned.push_back(std::move(buf).value());
   }
