@@ -227,7 +227,7 @@ def main():
               entries_of(basic, rename_root="archive") + [("archive/byteorder", b"big")])
     with zipfile.ZipFile(os.path.join(OUT, "deflated.bin"), "w", zipfile.ZIP_DEFLATED) as z:
         for name, data in entries_of(basic):
-            z.writestr(name, data)
+            z.writestr(zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0)), data, zipfile.ZIP_DEFLATED)
 
     # Newer-torch pickle forms (_rebuild_from_type_v2, _rebuild_tensor_v3 + UntypedStorage).
     t2 = collections.OrderedDict([("a", torch.tensor([1.5, -2.0])), ("b", torch.tensor([[0.25], [4.0]]))])
