@@ -273,13 +273,16 @@ class Mamba2LM(nn.Module):
                 m.dt_bias.copy_(dt + torch.log(-torch.expm1(-dt)))
                 m.D.fill_(1.0)
 
-    def forward(self, ids):                                    # ids [b, L] -> logits [b, L, V]
+    def forward(self, ids, dropout=0.0):                       # ids [b, L] -> logits [b, L, V]
+        # dropout is a training-only regulariser (the text is small); it is not part of the
+        # inference architecture and is off in eval.
+        p = dropout if self.training else 0.0
         bb = self.backbone
-        hid = bb.embeddings(ids)
+        hid = F.dropout(bb.embeddings(ids), p, self.training)
         res = torch.zeros_like(hid)
         for blk in bb.layers:
             res = res + hid
-            hid = blk.mixer(blk.norm(res))
+            hid = F.dropout(blk.mixer(blk.norm(res)), p, self.training)
         out = bb.norm_f(res + hid)
         return out @ bb.embeddings.weight.t()
 
@@ -486,7 +489,7 @@ def train(args):
     step, run_loss, run_n = 0, 0.0, 0
     log(f"training: batch {args.batch} x seq {L}, AdamW lr {args.lr} (warmup {args.warmup} steps, cosine to "
         f"{args.min_lr_frac * args.lr:g} over {'%d steps' % args.steps if args.steps else 'the time budget'}),"
-        f" wd {args.wd}, clip {args.clip}")
+        f" wd {args.wd}, clip {args.clip}, dropout {args.dropout} (training only)")
     while True:
         prog = progress(step)
         if prog >= 1.0:
@@ -498,7 +501,7 @@ def train(args):
             grp["lr"] = lr
         starts = torch.randint(0, len(train_ids) - L - 1, (args.batch,), generator=gen)
         batch = torch.stack([train_ids[s:s + L + 1] for s in starts.tolist()])
-        logits = model(batch[:, :-1])
+        logits = model(batch[:, :-1], args.dropout)
         loss = F.cross_entropy(logits.reshape(-1, c.vocab_size), batch[:, 1:].reshape(-1))
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -639,6 +642,7 @@ def main():
     ap.add_argument("--warmup", type=int, default=50)
     ap.add_argument("--wd", type=float, default=0.1)
     ap.add_argument("--clip", type=float, default=1.0)
+    ap.add_argument("--dropout", type=float, default=0.2, help="training-only, on embeddings and mixer outputs")
     ap.add_argument("--steps", type=int, default=0, help="fixed step count (0: fill the time budget)")
     ap.add_argument("--time-budget-min", type=float, default=35.0, help="whole-run wall limit")
     ap.add_argument("--reserve-s", type=float, default=90.0, help="budget kept for samples and fixture")
