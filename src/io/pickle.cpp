@@ -114,7 +114,7 @@ constexpr KnownGlobal kGlobals[] = {
 };
 
 struct StorageRef {
-  std::string key;
+  uint32_t key;    // the Str object holding the key (not a copy: ids can be re-used many times)
   uint32_t type;   // index into kElementTypes
   uint64_t numel;  // in elements of the storage type
 };
@@ -149,6 +149,12 @@ class Vm {
 
  private:
   static constexpr size_t kMaxObjects = 0xfffffff0u;
+  // Bounds on what one opcode may copy, so re-using a memoised large object many times
+  // stays linear in the input. Real values are far smaller.
+  static constexpr size_t kMaxArgs = 8;
+  static constexpr size_t kMaxDimsInPickle = 16;
+  static constexpr size_t kMaxKeyLength = 256;
+  static constexpr size_t kMaxGlobalLength = 128;
 
   Status Err(const std::string& msg) const {
     return Status::Error(file_ + ": pickle offset " + std::to_string(op_pos_) + ": " + msg);
@@ -243,6 +249,9 @@ Status Vm::ReadLine(std::string* out) {
 }
 
 Status Vm::PushGlobal(const std::string& module, const std::string& name) {
+  if (module.size() + name.size() > kMaxGlobalLength)
+    return Status::Error("unsupported global " + module.substr(0, 60) + "..." + " at offset " +
+                         std::to_string(op_pos_) + " in " + file_ + " (only torch tensor state dicts can be loaded)");
   const std::string q = module + "." + name;
   for (const KnownGlobal& g : kGlobals) {
     if (q == g.name) {
@@ -271,6 +280,7 @@ Status Vm::PushGlobal(const std::string& module, const std::string& name) {
 bool Vm::IntTuple(uint32_t o, std::vector<int64_t>* v) const {
   const Obj& t = objs_[o];
   if (t.kind != Kind::Tuple && t.kind != Kind::List) return false;
+  if (t.items.size() > kMaxDimsInPickle) return false;
   v->clear();
   for (uint32_t e : t.items) {
     if (objs_[e].kind != Kind::Int) return false;
@@ -310,6 +320,8 @@ Status Vm::Reduce(uint32_t callable, uint32_t args, uint32_t* out) {
   const Obj& c = objs_[callable];
   if (c.kind != Kind::Global) return Err(std::string("REDUCE on a ") + KindName(c.kind) + ", not a global");
   if (objs_[args].kind != Kind::Tuple) return Err("REDUCE arguments for " + c.s + " are not a tuple");
+  if (objs_[args].items.size() > kMaxArgs)
+    return Err(c.s + " called with " + std::to_string(objs_[args].items.size()) + " arguments");
   const std::vector<uint32_t> a = objs_[args].items;  // copy: New() below may move objs_
   const std::string cname = c.s;
   switch (Fn(c.i)) {
@@ -359,8 +371,9 @@ Status Vm::PersistentLoad(uint32_t pid, uint32_t* out) {
   if (type.kind != Kind::Global || Fn(type.i) != Fn::ElementType)
     return Err("persistent id storage type is a " + std::string(KindName(type.kind)) + ", not a storage class");
   if (key.kind != Kind::Str) return Err("persistent id storage key is not a string");
+  if (key.s.size() > kMaxKeyLength) return Err("persistent id storage key is " + std::to_string(key.s.size()) + " bytes long");
   if (numel.kind != Kind::Int || numel.i < 0) return Err("persistent id numel is not a non-negative int");
-  storages_.push_back(StorageRef{key.s, type.type, uint64_t(numel.i)});
+  storages_.push_back(StorageRef{p.items[2], type.type, uint64_t(numel.i)});
   uint32_t o = New(Kind::Storage);
   objs_[o].i = int64_t(storages_.size() - 1);
   *out = o;
@@ -588,12 +601,13 @@ Result<uint32_t> Vm::Run() {
 
 Status CheckTensor(const Vm& vm, const TensorRef& t, const std::string& where, PickledTensor* out) {
   const StorageRef& s = vm.storage(t.storage);
+  const std::string& key = vm.obj(s.key).s;
   const ElementType& st = kElementTypes[s.type];
   const ElementType& tt = t.dtype_type >= 0 ? kElementTypes[t.dtype_type] : st;
   if (!tt.supported)
     return Status::Error(where + ": dtype " + std::string(tt.name) +
                          " is not supported (supported: float32, float16, bfloat16, float64, int32, int64)");
-  if (!t.shapes_ok) return Status::Error(where + ": size or stride is not a tuple of ints");
+  if (!t.shapes_ok) return Status::Error(where + ": size or stride is not a tuple of at most 16 ints");
   if (t.sizes.size() != t.strides.size())
     return Status::Error(where + ": size has " + std::to_string(t.sizes.size()) + " dims but stride has " +
                          std::to_string(t.strides.size()));
@@ -606,8 +620,8 @@ Status CheckTensor(const Vm& vm, const TensorRef& t, const std::string& where, P
   if (t.offset < 0) return Status::Error(where + ": negative storage offset " + std::to_string(t.offset));
   uint64_t nbytes = 0;
   if (!io_detail::MulU64(s.numel, st.size, &nbytes))
-    return Status::Error(where + ": storage '" + s.key + "' numel " + std::to_string(s.numel) + " overflows");
-  out->storage_key = s.key;
+    return Status::Error(where + ": storage '" + key + "' numel " + std::to_string(s.numel) + " overflows");
+  out->storage_key = key;
   out->storage_type = st.name;
   out->storage_nbytes = nbytes;
   out->dtype = tt.dtype;
@@ -634,15 +648,23 @@ Result<std::vector<PickledTensor>> ParseTorchPickle(const uint8_t* data, size_t 
     if (key.kind != Kind::Str)
       return Status::Error(file + ": state dict key " + std::to_string(k / 2) + " is a " + KindName(key.kind) +
                            ", not a string");
+    // Bounded, so that a memoised huge key re-used in every entry costs little per entry.
+    if (key.s.size() > 1024)
+      return Status::Error(file + ": state dict key " + std::to_string(k / 2) + " is " + std::to_string(key.s.size()) +
+                           " bytes long ('" + key.s.substr(0, 60) + "...')");
     const std::string where = file + ": tensor '" + key.s + "'";
     if (val.kind != Kind::Tensor)
       return Status::Error(where + ": value is a " + std::string(KindName(val.kind)) + ", not a tensor");
     PickledTensor t;
-    t.name = key.s;
     RETURN_IF_ERROR(CheckTensor(vm, vm.tensor(size_t(val.i)), where, &t));
     auto [it, fresh] = seen.emplace(key.s, out.size());
-    if (fresh) out.push_back(std::move(t));
-    else out[it->second] = std::move(t);
+    if (fresh) {
+      t.name = key.s;
+      out.push_back(std::move(t));
+    } else {
+      t.name = std::move(out[it->second].name);
+      out[it->second] = std::move(t);
+    }
   }
   return out;
 }

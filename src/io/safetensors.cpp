@@ -28,16 +28,21 @@ std::string Where(const std::string& file, const std::string& name) {
   return file + ": tensor '" + name + "'";
 }
 
-// json::dump throws on invalid UTF-8; names from nlohmann's parser are valid, but keep
-// messages robust anyway.
+// Shows a value in messages without recursing into it (headers can nest arbitrarily deep):
+// flat arrays of numbers in full, anything else by type.
 std::string Dump(const json& j) {
-  try {
-    std::string s = j.dump();
-    if (s.size() > 80) s = s.substr(0, 77) + "...";
-    return s;
-  } catch (...) {
-    return "<unprintable>";
+  if (j.is_number_unsigned()) return std::to_string(j.get<uint64_t>());
+  if (j.is_number_integer()) return std::to_string(j.get<int64_t>());
+  if (j.is_array()) {
+    std::string s = "[";
+    for (size_t i = 0; i < j.size(); ++i) {
+      if (i == 8) return s + ", ...]";
+      const json& e = j[i];
+      s += (i ? ", " : "") + (e.is_number_integer() ? Dump(e) : std::string(e.type_name()));
+    }
+    return s + "]";
   }
+  return j.type_name();
 }
 
 Status ParseEntry(const std::string& file, const std::string& name, const json& info, uint64_t data_start,

@@ -43,6 +43,10 @@ Status WeightStore::Add(TensorSet set) {
 
 Status WeightStore::AddFile(const std::string& path) {
   ASSIGN_OR_RETURN(MappedFile f, MappedFile::Open(path));
+  // torch.save before 1.6 (or with _use_new_zipfile_serialization=False) writes a bare pickle.
+  if (f.size() >= 2 && f.data()[0] == 0x80 && f.data()[1] <= 5)
+    return Status::Error(path + ": legacy (pre-1.6, non-zip) torch.save format is not supported; re-save it with "
+                                "torch >= 1.6 or convert it to safetensors");
   Result<TensorSet> set = IsZip(f) ? ResolveTorchZip(f.data(), f.size(), path)
                                    : ResolveSafetensors(f.data(), f.size(), path);
   if (!set.ok()) return set.status();

@@ -141,6 +141,26 @@ TEST(Pickle, SelfReferenceAndDeepNestingAreHarmless) {
   ExpectError(p, {"is a list"});
 }
 
+TEST(Pickle, RefusesOversizedKeysAndArgumentLists) {
+  // Limits that keep memoised objects re-used many times from costing more than linear time.
+  Pk p;
+  p.proto(2).op('}').str("t").global("torch._utils", "_rebuild_tensor_v2").mark();
+  p.mark().str("storage").global("torch", "FloatStorage").str(std::string(100000, '7')).str("cpu").int1(1).tuple();
+  p.op('Q').stop();
+  ExpectError(p, {"storage key is 100000 bytes long"});
+  Pk q;
+  q.proto(2).op('}').str(std::string(5000, 'n')).tensor_v2("FloatStorage", "0", 1, 0, {1}, {1}).op('s').stop();
+  ExpectError(q, {"key 0 is 5000 bytes long"});
+  Pk r;
+  r.proto(2).global("collections", "OrderedDict").mark();
+  for (int i = 0; i < 100; ++i) r.int1(1);
+  r.tuple().reduce().stop();
+  ExpectError(r, {"called with 100 arguments"});
+  Pk g;
+  g.proto(2).global(std::string(300, 'm'), "x").stop();
+  ExpectError(g, {"unsupported global mmm"});
+}
+
 TEST(Pickle, RefusesUnsupportedDtypesNamingTheTensor) {
   Pk p;
   p.proto(2).op('}').str("mask").tensor_v2("BoolStorage", "0", 4, 0, {4}, {1}).op('s').stop();

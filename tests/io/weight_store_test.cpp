@@ -154,6 +154,12 @@ TEST(WeightStore, CorruptShardIsNamed) {
   ExpectError(WeightStore::OpenDir(d.path()), {d / "model-00002-of-00002.safetensors"});
 }
 
+TEST(WeightStore, NamesTheLegacyTorchFormat) {
+  TempDir d;
+  iotest::WriteFile(d / "pytorch_model.bin", std::string("\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19", 14));
+  ExpectError(WeightStore::OpenDir(d.path()), {d / "pytorch_model.bin", "legacy"});
+}
+
 TEST(WeightStore, DirectoryErrors) {
   TempDir d;
   ExpectError(WeightStore::OpenDir(d.path()), {d.path(), "no weights found", "model.safetensors", "pytorch_model.bin"});
