@@ -82,7 +82,10 @@ inline std::string BuildSafetensors(const std::vector<StEntry>& entries, size_t 
   for (const StEntry& e : entries) {
     if (h.size() > 1) h += ",";
     h += "\"" + e.name + "\":{\"dtype\":\"" + e.dtype + "\",\"shape\":[";
-    for (size_t i = 0; i < e.shape.size(); ++i) h += (i ? "," : "") + std::to_string(e.shape[i]);
+    for (size_t i = 0; i < e.shape.size(); ++i) {
+      if (i) h += ",";
+      h += std::to_string(e.shape[i]);
+    }
     h += "],\"data_offsets\":[" + std::to_string(data.size()) + "," + std::to_string(data.size() + e.bytes.size()) +
          "]}";
     data += e.bytes;
