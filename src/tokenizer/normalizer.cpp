@@ -4,16 +4,27 @@
 #include <unicode/bytestream.h>
 #include <unicode/normalizer2.h>
 #include <unicode/stringpiece.h>
+#include <unicode/uniset.h>
 
 namespace mamba2 {
 namespace {
 
+constexpr UChar32 kInert[] = {
+#include "tokenizer/nfc_inert.inc"
+};
+
+// ICU's NFC restricted to the code points HF's (older) normalization tables know: the
+// others are copied through and cut the text into separately normalized spans, which is
+// what HF's treating them as unassigned starters amounts to.
 const icu::Normalizer2* Nfc() {
   static const icu::Normalizer2* n = [] {
     UErrorCode err = U_ZERO_ERROR;
-    const icu::Normalizer2* p = icu::Normalizer2::getNFCInstance(err);
-    CHECK_MSG(U_SUCCESS(err) && p != nullptr, "ICU NFC data unavailable");
-    return p;
+    const icu::Normalizer2* nfc = icu::Normalizer2::getNFCInstance(err);
+    CHECK_MSG(U_SUCCESS(err) && nfc != nullptr, "ICU NFC data unavailable");
+    auto* known = new icu::UnicodeSet(0, 0x10FFFF);
+    for (UChar32 cp : kInert) known->remove(cp);
+    known->freeze();
+    return static_cast<const icu::Normalizer2*>(new icu::FilteredNormalizer2(*nfc, *known));
   }();
   return n;
 }

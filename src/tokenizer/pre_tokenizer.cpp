@@ -2,12 +2,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tokenizer/gpt2_split.h"
+
 namespace mamba2 {
 namespace {
-
-// GPT-2's split, as HF's ByteLevel pre-tokenizer runs it.
-constexpr const char* kGpt2Pattern =
-    R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
 
 Result<bool> OptionalBool(const nlohmann::json& j, const char* key, bool fallback, const std::string& where) {
   if (!j.contains(key) || j[key].is_null()) return fallback;
@@ -42,10 +40,6 @@ Status PreTokenizer::AddSteps(const nlohmann::json& j, const std::string& where,
     // Defaults follow HF's ByteLevel::default().
     ASSIGN_OR_RETURN(step.add_prefix_space, OptionalBool(j, "add_prefix_space", true, where + " (ByteLevel)"));
     ASSIGN_OR_RETURN(step.use_regex, OptionalBool(j, "use_regex", true, where + " (ByteLevel)"));
-    if (step.use_regex) {
-      ASSIGN_OR_RETURN(Regex re, Regex::Compile(kGpt2Pattern, /*literal=*/false));
-      step.regex.emplace(std::move(re));
-    }
     steps.push_back(std::move(step));
     return Status::Ok();
   }
@@ -184,6 +178,11 @@ Status PreTokenizer::Split(std::string_view text, std::vector<std::string_view>&
     pieces.push_back(text);
     return Status::Ok();
   }
+  if (steps_.size() == 1 && steps_[0].is_byte_level && steps_[0].use_regex &&
+      !(steps_[0].add_prefix_space && text.front() != ' ')) {
+    SplitGpt2(text, pieces);  // the GPT-2/NeoX case, without intermediate lists
+    return Status::Ok();
+  }
   thread_local std::vector<std::string_view> cur, next;
   cur.assign(1, text);
   for (const Step& step : steps_) {
@@ -196,10 +195,16 @@ Status PreTokenizer::Split(std::string_view text, std::vector<std::string_view>&
         prefixed.append(piece);
         piece = prefixed;
       }
-      if (step.regex.has_value()) {
-        RETURN_IF_ERROR(ApplySplit(step, piece, next));
+      if (step.is_byte_level) {
+        // The GPT-2 pattern matches every character, so its Isolated split is just the
+        // list of matches.
+        if (step.use_regex) {
+          SplitGpt2(piece, next);
+        } else {
+          next.push_back(piece);
+        }
       } else {
-        next.push_back(piece);
+        RETURN_IF_ERROR(ApplySplit(step, piece, next));
       }
     }
     cur.swap(next);

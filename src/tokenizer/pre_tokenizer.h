@@ -33,7 +33,7 @@ class PreTokenizer {
 
  private:
   struct Step {
-    std::optional<Regex> regex;  // absent for ByteLevel with use_regex=false
+    std::optional<Regex> regex;  // Split only
     SplitBehavior behavior = SplitBehavior::kIsolated;
     bool invert = false;
     bool is_byte_level = false;
