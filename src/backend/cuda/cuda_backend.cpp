@@ -1,0 +1,443 @@
+// The CUDA backend: device memory, weights uploaded once, GEMMs through cuBLAS and the fused
+// kernels of elementwise.cuh / ssd.cuh, all queued on one stream. Ops never synchronise with
+// the host and never allocate once their scratch has grown to the largest call seen, so after
+// one warm-up step a whole decode step can be captured into a CUDA graph.
+#include "backend/cuda/cuda_backend.h"
+
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+
+#include <climits>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <mutex>
+#include <vector>
+
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/kernels.h"
+
+namespace mamba2 {
+namespace {
+
+void CheckCublas(cublasStatus_t s, const char* what, const char* file, int line) {
+  if (s == CUBLAS_STATUS_SUCCESS) return;
+  std::fprintf(stderr, "cuBLAS error at %s:%d: %s: %s (%s)\n", file, line, what, cublasGetStatusName(s),
+               cublasGetStatusString(s));
+  std::abort();
+}
+#define CUBLAS_CHECK(expr) CheckCublas((expr), #expr, __FILE__, __LINE__)
+
+int KernelDType(DType t) {
+  switch (t) {
+    case DType::F32: return cuda_args::kF32;
+    case DType::F16: return cuda_args::kF16;
+    case DType::BF16: return cuda_args::kBF16;
+    default: break;
+  }
+  CHECK_MSG(false, std::string("cuda: unsupported weight dtype ") + DTypeName(t));
+  return -1;
+}
+
+// Whether two views can share an element. Views with one ld are compared exactly (column
+// slices of one matrix, like z and xBC, do not overlap); anything else by address range.
+bool MayOverlap(const Mat& a, const Mat& b) {
+  if (a.rows <= 0 || b.rows <= 0 || a.cols <= 0 || b.cols <= 0) return false;
+  const auto a0 = reinterpret_cast<uintptr_t>(a.data), b0 = reinterpret_cast<uintptr_t>(b.data);
+  const uintptr_t a1 = reinterpret_cast<uintptr_t>(a.data + (a.rows - 1) * a.ld + a.cols);
+  const uintptr_t b1 = reinterpret_cast<uintptr_t>(b.data + (b.rows - 1) * b.ld + b.cols);
+  if (a1 <= b0 || b1 <= a0) return false;
+  if (a.ld != b.ld) return true;
+  const int64_t diff_bytes = int64_t(b0) - int64_t(a0);
+  if (diff_bytes % int64_t(sizeof(float)) != 0) return true;
+  const int64_t diff = diff_bytes / int64_t(sizeof(float)), ld = a.ld;
+  int64_t q = diff / ld, rem = diff - q * ld;  // b starts at row q, column rem of a's grid
+  if (rem < 0) {
+    rem += ld;
+    --q;
+  }
+  if (rem + b.cols > ld) return true;  // b's rows wrap around a's rows
+  const bool rows = q < a.rows && q + b.rows > 0;
+  const bool cols = rem < a.cols;
+  return rows && cols;
+}
+
+bool SameView(const Mat& a, const Mat& b) { return a.data == b.data && a.ld == b.ld; }
+
+// Device memory that only grows; growing waits for queued work that may still read it.
+class Scratch {
+ public:
+  ~Scratch() {
+    if (p_) cudaFree(p_);
+  }
+  void* Ensure(size_t bytes, cudaStream_t stream) {
+    if (bytes <= bytes_) return p_;
+    CUDA_CHECK(cudaStreamSynchronize(stream));
+    if (p_) CUDA_CHECK(cudaFree(p_));
+    p_ = nullptr;
+    const size_t grown = bytes + bytes / 4;  // fewer regrowths while sizes creep up
+    const cudaError_t e = cudaMalloc(&p_, grown);
+    CHECK_MSG(e == cudaSuccess, "cuda: scratch allocation of " + std::to_string(grown) +
+                                    " bytes failed: " + cudaGetErrorString(e));
+    bytes_ = grown;
+    return p_;
+  }
+
+ private:
+  void* p_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+class CudaBackend final : public Backend {
+ public:
+  CudaBackend(int device, CudaMatMul mode) : device_(device), mode_(mode) {}
+
+  ~CudaBackend() override {
+    // Errors are ignored here: at process exit the driver may already be going away.
+    if (stream_) cudaStreamSynchronize(stream_);
+    for (void* p : owned_) cudaFree(p);
+    if (cublas_) cublasDestroy(cublas_);
+    if (workspace_) cudaFree(workspace_);
+    if (stream_) cudaStreamDestroy(stream_);
+  }
+
+  Status Init() {
+    auto fail = [](const char* what, cudaError_t e) {
+      return Status::Error(std::string(what) + ": " + cudaGetErrorString(e));
+    };
+    cudaError_t e = cudaSetDevice(device_);
+    if (e != cudaSuccess) return fail("cudaSetDevice", e);
+    e = cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking);
+    if (e != cudaSuccess) return fail("cudaStreamCreate", e);
+    if (cublasCreate(&cublas_) != CUBLAS_STATUS_SUCCESS) return Status::Error("cublasCreate failed");
+    CUBLAS_CHECK(cublasSetStream(cublas_, stream_));
+    // No TF32 unless asked for: fp32 mode must agree with the reference to ~1e-6.
+    CUBLAS_CHECK(cublasSetMathMode(cublas_, CUBLAS_DEFAULT_MATH));
+    // A workspace of our own, so that cuBLAS never allocates inside a (captured) step.
+    e = cudaMalloc(&workspace_, kWorkspaceBytes);
+    if (e != cudaSuccess) return fail("cudaMalloc (cuBLAS workspace)", e);
+    CUBLAS_CHECK(cublasSetWorkspace(cublas_, workspace_, kWorkspaceBytes));
+    cudaDeviceProp prop{};
+    if (cudaGetDeviceProperties(&prop, device_) == cudaSuccess) device_name_ = prop.name;
+    return Status::Ok();
+  }
+
+  std::string name() const override {
+    return mode_ == CudaMatMul::kFp32 ? "cuda" : std::string("cuda-") + CudaMatMulName(mode_);
+  }
+
+  // ---- memory ---------------------------------------------------------------------------
+  void* Alloc(size_t bytes) override {
+    void* p = nullptr;
+    const cudaError_t e = cudaMalloc(&p, bytes == 0 ? 256 : bytes);
+    CHECK_MSG(e == cudaSuccess, "cuda: allocation of " + std::to_string(bytes) + " bytes on " + device_name_ +
+                                    " failed: " + cudaGetErrorString(e));
+    if (bytes) CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, stream_));
+    return p;
+  }
+  void Free(void* p) override {
+    if (!p) return;
+    CUDA_CHECK(cudaStreamSynchronize(stream_));
+    CUDA_CHECK(cudaFree(p));
+  }
+  // From pageable host memory the copy is staged before this returns, so the caller may reuse
+  // its buffer at once.
+  void CopyToDevice(void* dst, const void* host_src, size_t bytes) override {
+    if (bytes) CUDA_CHECK(cudaMemcpyAsync(dst, host_src, bytes, cudaMemcpyHostToDevice, stream_));
+  }
+  void CopyToHost(void* host_dst, const void* src, size_t bytes) override {
+    if (!bytes) return;
+    CUDA_CHECK(cudaMemcpyAsync(host_dst, src, bytes, cudaMemcpyDeviceToHost, stream_));
+    CUDA_CHECK(cudaStreamSynchronize(stream_));  // the caller reads host_dst next
+  }
+  void Fill(float* dst, float value, size_t n) override { cuda::LaunchFill(dst, value, int64_t(n), stream_); }
+  void Sync() override { CUDA_CHECK(cudaStreamSynchronize(stream_)); }
+
+  // Vectors become fp32; matrices fp32, or bf16 in bf16 mode. Converted on the device.
+  TensorView PrepareWeight(const TensorView& host, WeightKind kind) override {
+    const DType target = kind == WeightKind::kMatrix && mode_ == CudaMatMul::kBf16 ? DType::BF16 : DType::F32;
+    const int64_t n = host.numel();
+    TensorView v{nullptr, target, host.shape};
+    if (n == 0) return v;
+    const int src_code = KernelDType(host.dtype);
+    v.data = Alloc(size_t(n) * DTypeSize(target));
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      owned_.push_back(v.data);
+    }
+    if (host.dtype == target) {
+      CopyToDevice(v.data, host.data, host.nbytes());
+    } else {
+      void* raw = nullptr;
+      const cudaError_t e = cudaMalloc(&raw, host.nbytes());
+      CHECK_MSG(e == cudaSuccess, "cuda: staging allocation of " + std::to_string(host.nbytes()) +
+                                      " bytes failed: " + cudaGetErrorString(e));
+      CopyToDevice(raw, host.data, host.nbytes());
+      if (target == DType::F32)
+        cuda::LaunchToF32(raw, src_code, static_cast<float*>(v.data), n, stream_);
+      else
+        cuda::LaunchToBf16(raw, src_code, static_cast<uint16_t*>(v.data), n, stream_);
+      Free(raw);  // waits for the conversion
+    }
+    Sync();  // host.data may be a temporary of the caller
+    return v;
+  }
+
+  // ---- ops ------------------------------------------------------------------------------
+  void Embed(const int32_t* ids, int64_t n, const TensorView& table, Mat out) override {
+    const int64_t d = table.shape[1];
+    CHECK(out.cols == d && out.rows >= n);
+    cuda::LaunchEmbed(ids, n, table.data, KernelDType(table.dtype), d, out.data, out.ld, stream_);
+  }
+
+  void AddRmsNorm(Mat hidden, Mat residual, bool first, const TensorView& weight, float eps, Mat out) override {
+    CHECK(weight.dtype == DType::F32 && residual.rows == hidden.rows && out.rows == hidden.rows);
+    CHECK(residual.cols == hidden.cols && out.cols == hidden.cols && weight.numel() == hidden.cols);
+    cuda::LaunchAddRmsNorm(hidden.data, hidden.ld, residual.data, residual.ld, first, weight.as<float>(), eps,
+                           out.data, out.ld, hidden.rows, hidden.cols, stream_);
+  }
+
+  void MatMul(Mat x, const TensorView& w, Mat out) override {
+    const int64_t N = w.shape[0], K = w.shape[1];
+    CHECK(x.cols == K && out.cols == N && out.rows == x.rows);
+    if (x.rows == 0) return;
+    CHECK(N <= INT_MAX && K <= INT_MAX && x.rows <= INT_MAX && x.ld <= INT_MAX && out.ld <= INT_MAX);
+    const float one = 1.0f, zero = 0.0f;
+    // Row-major out[rows, N] = x[rows, K] w[N, K]^T is column-major out^T = w^T(op T) x^T.
+    if (w.dtype == DType::F32) {
+      const cublasComputeType_t compute =
+          mode_ == CudaMatMul::kTf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+      CUBLAS_CHECK(cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, int(N), int(x.rows), int(K), &one, w.data,
+                                CUDA_R_32F, int(K), x.data, CUDA_R_32F, int(x.ld), &zero, out.data, CUDA_R_32F,
+                                int(out.ld), compute, CUBLAS_GEMM_DEFAULT));
+      return;
+    }
+    CHECK_MSG(w.dtype == DType::BF16, std::string("cuda: MatMul weight in ") + DTypeName(w.dtype) +
+                                          " was not prepared by this backend");
+    auto* xb = static_cast<uint16_t*>(act_bf16_.Ensure(size_t(x.rows * K) * sizeof(uint16_t), stream_));
+    cuda::LaunchPackBf16(x.data, x.rows, K, x.ld, xb, stream_);
+    CUBLAS_CHECK(cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, int(N), int(x.rows), int(K), &one, w.data,
+                              CUDA_R_16BF, int(K), xb, CUDA_R_16BF, int(K), &zero, out.data, CUDA_R_32F,
+                              int(out.ld), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+  }
+
+  void ConvPrefill(Mat xbc, int64_t n_seqs, int64_t seq_len, const int32_t* slots, const MixerDims& dims,
+                   float* conv_state, const TensorView& weight, const TensorView& bias, Mat out) override {
+    CHECK(xbc.rows == n_seqs * seq_len && xbc.cols == dims.conv_dim() && out.rows == xbc.rows &&
+          out.cols == xbc.cols);
+    // Threads read inputs of other steps than they write: an aliased input goes aside first.
+    Mat in = xbc;
+    if (MayOverlap(xbc, out)) in = Aside({xbc})[0];
+    cuda::LaunchConvPrefill(ConvArgs(in, n_seqs, seq_len, slots, dims, conv_state, weight, bias, out), stream_);
+  }
+
+  void ConvStep(Mat xbc, const int32_t* slots, const MixerDims& dims, float* conv_state, const TensorView& weight,
+                const TensorView& bias, Mat out) override {
+    CHECK(xbc.cols == dims.conv_dim() && out.rows == xbc.rows && out.cols == xbc.cols);
+    Mat in = xbc;
+    if (!SameView(xbc, out) && MayOverlap(xbc, out)) in = Aside({xbc})[0];
+    cuda::LaunchConvStep(ConvArgs(in, xbc.rows, 1, slots, dims, conv_state, weight, bias, out), stream_);
+  }
+
+  void SsdPrefill(const ScanInputs& in, int64_t n_seqs, int64_t seq_len, const int32_t* slots,
+                  const MixerDims& dims, int64_t chunk_size, float* ssm_state, Mat y) override {
+    CHECK(in.x.rows == n_seqs * seq_len && y.rows == in.x.rows && y.cols == dims.d_inner);
+    cuda_args::ScanParams p = ScanArgs(in, dims, slots, ssm_state, y, /*exact_alias_ok=*/false);
+    p.n_seqs = n_seqs;
+    p.seq_len = seq_len;
+    const cuda_args::SsdLayout layout =
+        cuda_args::PlanSsdScratch(n_seqs, seq_len, dims.n_heads, dims.head_dim, dims.d_state, chunk_size);
+    void* base = ssd_scratch_.Ensure(layout.bytes, stream_);
+    cuda::LaunchSsdPrefill(p, layout, cuda_args::CarveSsdScratch(base, layout), stream_);
+  }
+
+  void SsmStep(const ScanInputs& in, const int32_t* slots, const MixerDims& dims, float* ssm_state,
+               Mat y) override {
+    CHECK(y.rows == in.x.rows && y.cols == dims.d_inner);
+    cuda_args::ScanParams p = ScanArgs(in, dims, slots, ssm_state, y, /*exact_alias_ok=*/true);
+    p.n_seqs = in.x.rows;
+    p.seq_len = 1;
+    cuda::LaunchSsmStep(p, stream_);
+  }
+
+  void GatedRmsNorm(Mat y, Mat z, const TensorView& weight, int64_t group_size, float eps, Mat out) override {
+    CHECK(z.rows == y.rows && z.cols == y.cols && out.rows == y.rows && out.cols == y.cols);
+    CHECK(weight.dtype == DType::F32 && weight.numel() == y.cols);
+    // Each thread reads y and z at the columns it writes; only a shifted overlap is unsafe.
+    const bool y_bad = !SameView(y, out) && MayOverlap(y, out);
+    const bool z_bad = !SameView(z, out) && MayOverlap(z, out);
+    if (y_bad || z_bad) {
+      std::vector<Mat> copies = Aside({y, z});
+      y = copies[0];
+      z = copies[1];
+    }
+    cuda::LaunchGatedRmsNorm(y.data, y.ld, z.data, z.ld, weight.as<float>(), group_size, eps, out.data, out.ld,
+                             y.rows, y.cols, stream_);
+  }
+
+  void CopySlot(float* state, int64_t slot_size, int32_t from, int32_t to) override {
+    if (from == to || slot_size == 0) return;
+    CUDA_CHECK(cudaMemcpyAsync(state + int64_t(to) * slot_size, state + int64_t(from) * slot_size,
+                               size_t(slot_size) * sizeof(float), cudaMemcpyDeviceToDevice, stream_));
+  }
+
+ private:
+  static constexpr size_t kWorkspaceBytes = size_t(32) << 20;  // cuBLAS' recommendation for Hopper
+
+  cuda_args::ConvParams ConvArgs(Mat in, int64_t n_seqs, int64_t seq_len, const int32_t* slots,
+                                 const MixerDims& dims, float* conv_state, const TensorView& weight,
+                                 const TensorView& bias, Mat out) const {
+    CHECK(weight.dtype == DType::F32 && weight.numel() == dims.conv_dim() * dims.d_conv);
+    CHECK(bias.data == nullptr || (bias.dtype == DType::F32 && bias.numel() == dims.conv_dim()));
+    cuda_args::ConvParams p;
+    p.xbc = in.data;
+    p.xbc_ld = in.ld;
+    p.out = out.data;
+    p.out_ld = out.ld;
+    p.slots = slots;
+    p.conv_state = conv_state;
+    p.weight = weight.as<float>();
+    p.bias = bias.data ? bias.as<float>() : nullptr;
+    p.n_seqs = n_seqs;
+    p.seq_len = seq_len;
+    p.conv_dim = dims.conv_dim();
+    p.d_conv = dims.d_conv;
+    return p;
+  }
+
+  // The scan's inputs; any that y may overwrite while still being read go aside first.
+  // exact_alias_ok: the kernel reads each x element before writing the same y element.
+  cuda_args::ScanParams ScanArgs(const ScanInputs& in, const MixerDims& dims, const int32_t* slots,
+                                 float* ssm_state, Mat y, bool exact_alias_ok) {
+    const int64_t gn = dims.n_groups * dims.d_state;
+    CHECK(in.x.cols == dims.d_inner && in.B.cols == gn && in.C.cols == gn && in.dt.cols == dims.n_heads);
+    CHECK(in.B.rows == in.x.rows && in.C.rows == in.x.rows && in.dt.rows == in.x.rows);
+    CHECK(dims.n_groups > 0 && dims.n_heads % dims.n_groups == 0 && dims.d_inner == dims.n_heads * dims.head_dim);
+    CHECK(in.dt_bias.dtype == DType::F32 && in.A_log.dtype == DType::F32 && in.D.dtype == DType::F32);
+    Mat x = in.x, B = in.B, C = in.C, dt = in.dt;
+    const bool x_bad = MayOverlap(x, y) && !(exact_alias_ok && SameView(x, y));
+    if (x_bad || MayOverlap(B, y) || MayOverlap(C, y) || MayOverlap(dt, y)) {
+      std::vector<Mat> copies = Aside({x, B, C, dt});
+      x = copies[0];
+      B = copies[1];
+      C = copies[2];
+      dt = copies[3];
+    }
+    cuda_args::ScanParams p;
+    p.x = x.data;
+    p.x_ld = x.ld;
+    p.B = B.data;
+    p.B_ld = B.ld;
+    p.C = C.data;
+    p.C_ld = C.ld;
+    p.dt = dt.data;
+    p.dt_ld = dt.ld;
+    p.dt_bias = in.dt_bias.as<float>();
+    p.A_log = in.A_log.as<float>();
+    p.D = in.D.as<float>();
+    p.dt_min = in.dt_min;
+    p.dt_max = in.dt_max;
+    p.y = y.data;
+    p.y_ld = y.ld;
+    p.slots = slots;
+    p.ssm_state = ssm_state;
+    p.n_heads = dims.n_heads;
+    p.head_dim = dims.head_dim;
+    p.d_state = dims.d_state;
+    p.n_groups = dims.n_groups;
+    return p;
+  }
+
+  // Dense copies of views in the aside scratch (valid until the next Aside).
+  std::vector<Mat> Aside(std::initializer_list<Mat> views) {
+    size_t total = 0;
+    for (const Mat& m : views) total += cuda_args::AlignUp(size_t(m.rows * m.cols) * sizeof(float), 256);
+    char* base = static_cast<char*>(aside_.Ensure(total, stream_));
+    std::vector<Mat> out;
+    for (const Mat& m : views) {
+      auto* dst = reinterpret_cast<float*>(base);
+      if (m.rows > 0 && m.cols > 0)
+        CUDA_CHECK(cudaMemcpy2DAsync(dst, size_t(m.cols) * sizeof(float), m.data, size_t(m.ld) * sizeof(float),
+                                     size_t(m.cols) * sizeof(float), size_t(m.rows), cudaMemcpyDeviceToDevice,
+                                     stream_));
+      out.push_back(Mat{dst, m.rows, m.cols, m.cols});
+      base += cuda_args::AlignUp(size_t(m.rows * m.cols) * sizeof(float), 256);
+    }
+    return out;
+  }
+
+  int device_;
+  CudaMatMul mode_;
+  std::string device_name_ = "cuda device";
+  cudaStream_t stream_ = nullptr;
+  cublasHandle_t cublas_ = nullptr;
+  void* workspace_ = nullptr;
+  Scratch ssd_scratch_, act_bf16_, aside_;
+  std::mutex mu_;
+  std::vector<void*> owned_;  // prepared weights
+};
+
+}  // namespace
+
+const char* CudaMatMulName(CudaMatMul m) {
+  switch (m) {
+    case CudaMatMul::kFp32: return "fp32";
+    case CudaMatMul::kTf32: return "tf32";
+    case CudaMatMul::kBf16: return "bf16";
+  }
+  return "?";
+}
+
+Result<CudaMatMul> ParseCudaMatMul(const std::string& s) {
+  if (s == "fp32") return CudaMatMul::kFp32;
+  if (s == "tf32") return CudaMatMul::kTf32;
+  if (s == "bf16") return CudaMatMul::kBf16;
+  return Status::Error("CUDA matmul mode '" + s + "' is not one of fp32, tf32, bf16");
+}
+
+Result<CudaBackendOptions> CudaOptionsFromEnv() {
+  CudaBackendOptions o;
+  if (const char* m = std::getenv("MAMBA2_CUDA_MATMUL"); m && *m) {
+    Result<CudaMatMul> mode = ParseCudaMatMul(m);
+    if (!mode.ok()) return mode.status().With("MAMBA2_CUDA_MATMUL");
+    o.matmul = *mode;
+  }
+  if (const char* d = std::getenv("MAMBA2_CUDA_DEVICE"); d && *d) {
+    char* end = nullptr;
+    const long v = std::strtol(d, &end, 10);
+    if (*end != '\0' || v < 0 || v > 1024)
+      return Status::Error(std::string("MAMBA2_CUDA_DEVICE: '") + d + "' is not a device index");
+    o.device = int(v);
+  }
+  return o;
+}
+
+std::unique_ptr<Backend> MakeCudaBackend(const CudaBackendOptions& options) {
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess || count <= 0) {
+    cudaGetLastError();  // no driver or no GPU: not an error for the caller, just no backend
+    return nullptr;
+  }
+  if (options.device < 0 || options.device >= count) {
+    std::fprintf(stderr, "cuda: device %d requested, but %d device(s) present\n", options.device, count);
+    return nullptr;
+  }
+  auto backend = std::make_unique<CudaBackend>(options.device, options.matmul);
+  const Status st = backend->Init();
+  if (!st.ok()) {
+    std::fprintf(stderr, "cuda: device %d unusable: %s\n", options.device, st.message().c_str());
+    return nullptr;
+  }
+  return backend;
+}
+
+std::unique_ptr<Backend> MakeCudaBackend() {
+  Result<CudaBackendOptions> options = CudaOptionsFromEnv();
+  if (!options.ok()) {
+    std::fprintf(stderr, "%s; using fp32 on device 0\n", options.status().message().c_str());
+    return MakeCudaBackend(CudaBackendOptions{});
+  }
+  return MakeCudaBackend(*options);
+}
+
+}  // namespace mamba2

@@ -1,0 +1,36 @@
+// Options of the CUDA backend beyond the plain MakeCudaBackend() of backend/backend.h.
+// Only in builds with MAMBA2_HAVE_CUDA (the header itself needs no CUDA toolkit).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "backend/backend.h"
+#include "core/status.h"
+
+namespace mamba2 {
+
+// How MatMul multiplies. Activations are fp32 everywhere else in every mode.
+enum class CudaMatMul {
+  kFp32,  // fp32 weights (converted once), fp32 GEMM without TF32: matches ref to ~1e-6
+  kTf32,  // fp32 weights, TF32 tensor-core GEMM with fp32 accumulation
+  kBf16,  // bf16 weights (converted once), activations rounded to bf16 per GEMM, fp32 accumulation
+};
+
+struct CudaBackendOptions {
+  int device = 0;
+  CudaMatMul matmul = CudaMatMul::kFp32;
+};
+
+const char* CudaMatMulName(CudaMatMul m);
+Result<CudaMatMul> ParseCudaMatMul(const std::string& s);  // "fp32" | "tf32" | "bf16"
+
+// From the environment: MAMBA2_CUDA_MATMUL (fp32|tf32|bf16, default fp32) and
+// MAMBA2_CUDA_DEVICE (default 0). An unparsable value is an error naming the variable.
+Result<CudaBackendOptions> CudaOptionsFromEnv();
+
+// nullptr when no usable device exists (no driver, no GPU, device index out of range) or the
+// CUDA runtime / cuBLAS cannot be initialised; prints nothing when there is simply no GPU.
+std::unique_ptr<Backend> MakeCudaBackend(const CudaBackendOptions& options);
+
+}  // namespace mamba2

@@ -1,0 +1,122 @@
+// Scalar helpers shared by the CUDA kernels: dtype conversions, SiLU, softplus and dt, warp and
+// block sums. The including file defines M2_KERNEL_NS (cuda for the real build, cuda_emu for the
+// host emulator of tests/cuda); with nvcc the launch macros come from device_prelude.cuh.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+#include "backend/cuda/kernel_args.h"
+
+#ifndef M2_KERNEL_NS
+#error "define M2_KERNEL_NS (cuda or cuda_emu) before including the kernel sources"
+#endif
+#if defined(__CUDACC__)
+#include "backend/cuda/device_prelude.cuh"
+#endif
+
+namespace mamba2::M2_KERNEL_NS {
+
+// Threads per block of every kernel here (a multiple of the warp size).
+constexpr int kBlock = 256;
+
+M2_HD float BitsToFloat(uint32_t u) {
+#if defined(__CUDA_ARCH__)
+  return __uint_as_float(u);
+#else
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+#endif
+}
+
+M2_HD uint32_t FloatToBits(float f) {
+#if defined(__CUDA_ARCH__)
+  return __float_as_uint(f);
+#else
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return u;
+#endif
+}
+
+M2_HD float Bf16ToF32(uint16_t h) { return BitsToFloat(uint32_t(h) << 16); }
+
+// Round to nearest even, NaN kept quiet (as core/dtype.h does on the host).
+M2_HD uint16_t F32ToBf16(float f) {
+  uint32_t u = FloatToBits(f);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return uint16_t((u >> 16) | 0x40);
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return uint16_t(u >> 16);
+}
+
+M2_HD float F16ToF32(uint16_t h) {
+  const uint32_t sign = uint32_t(h & 0x8000u) << 16;
+  const uint32_t exp = (h >> 10) & 0x1fu;
+  const uint32_t man = h & 0x3ffu;
+  if (exp == 0) {
+    if (man == 0) return BitsToFloat(sign);
+    const float v = float(man) * (1.0f / 16777216.0f);  // subnormal: man * 2^-24
+    return sign ? -v : v;
+  }
+  if (exp == 31) return BitsToFloat(sign | 0x7f800000u | (man << 13));
+  return BitsToFloat(sign | ((exp + 112u) << 23) | (man << 13));
+}
+
+// Element i of a weight table stored as f32, f16 or bf16.
+M2_HD float LoadWeight(const void* p, int dtype, int64_t i) {
+  if (dtype == cuda_args::kF32) return static_cast<const float*>(p)[i];
+  const uint16_t h = static_cast<const uint16_t*>(p)[i];
+  return dtype == cuda_args::kBF16 ? Bf16ToF32(h) : F16ToF32(h);
+}
+
+M2_DEVICE float SiluF(float v) { return v / (1.0f + expf(-v)); }
+
+// dt of one (row, head): softplus(raw + bias), linear above 20, clamped to [dt_min, dt_max].
+// In double, as the reference computes it; it costs nothing next to the scan.
+M2_DEVICE double DtValue(float raw, float bias, float dt_min, float dt_max) {
+  const double v = double(raw) + double(bias);
+  double dt = v > 20.0 ? v : log1p(exp(v));
+  if (dt < double(dt_min)) dt = double(dt_min);
+  if (dt > double(dt_max)) dt = double(dt_max);
+  return dt;
+}
+
+M2_DEVICE float WarpSum(float v) {
+  M2_UNROLL
+  for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
+  return v;
+}
+
+// Sum over the block; every thread gets the total. Every thread of the block must call it.
+M2_DEVICE float BlockSum(float v) {
+  __shared__ float partial[32];
+  __shared__ float total;
+  const int lane = int(threadIdx.x) & 31, warp = int(threadIdx.x) >> 5;
+  v = WarpSum(v);
+  __syncthreads();  // a previous call may still be reading partial / total
+  if (lane == 0) partial[warp] = v;
+  __syncthreads();
+  if (warp == 0) {
+    const int n_warps = int(blockDim.x + 31) >> 5;
+    float s = lane < n_warps ? partial[lane] : 0.0f;
+    s = WarpSum(s);
+    if (lane == 0) total = s;
+  }
+  __syncthreads();
+  return total;
+}
+
+// Blocks for a grid-stride loop over n elements.
+inline unsigned GridFor(int64_t n, int64_t cap = 65536) {
+  int64_t blocks = (n + kBlock - 1) / kBlock;
+  if (blocks < 1) blocks = 1;
+  return unsigned(blocks < cap ? blocks : cap);
+}
+
+M2_HD unsigned CeilDiv(int64_t a, int64_t b) { return unsigned((a + b - 1) / b); }
+
+M2_HD int64_t Min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+}  // namespace mamba2::M2_KERNEL_NS

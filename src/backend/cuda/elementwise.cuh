@@ -1,0 +1,215 @@
+// Row-wise and element-wise kernels of the CUDA backend and their launchers: fill, dtype
+// conversions, embedding lookup, the two RMSNorms and the causal depthwise conv.
+// Included by elementwise.cu (nvcc) and by the host emulator test; see device_common.cuh.
+#pragma once
+
+#include "backend/cuda/device_common.cuh"
+
+namespace mamba2::M2_KERNEL_NS {
+
+// ---- fill and conversions ---------------------------------------------------------------------
+
+__global__ void FillKernel(float* dst, float value, int64_t n) {
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    dst[i] = value;
+}
+
+__global__ void ToF32Kernel(const void* src, int dtype, float* dst, int64_t n) {
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    dst[i] = LoadWeight(src, dtype, i);
+}
+
+__global__ void ToBf16Kernel(const void* src, int dtype, uint16_t* dst, int64_t n) {
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    dst[i] = F32ToBf16(LoadWeight(src, dtype, i));
+}
+
+// Packs the view x [rows, cols] (row stride ld) into a dense bf16 [rows, cols] for the GEMM.
+__global__ void PackBf16Kernel(const float* x, int64_t rows, int64_t cols, int64_t ld, uint16_t* out) {
+  const int64_t n = rows * cols;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t r = i / cols, c = i - r * cols;
+    out[i] = F32ToBf16(x[r * ld + c]);
+  }
+}
+
+void LaunchFill(float* dst, float value, int64_t n, cudaStream_t stream) {
+  if (n <= 0) return;
+  M2_LAUNCH(FillKernel, dim3(GridFor(n)), dim3(kBlock), stream, dst, value, n);
+}
+
+void LaunchToF32(const void* src, int dtype, float* dst, int64_t n, cudaStream_t stream) {
+  if (n <= 0) return;
+  M2_LAUNCH(ToF32Kernel, dim3(GridFor(n)), dim3(kBlock), stream, src, dtype, dst, n);
+}
+
+void LaunchToBf16(const void* src, int dtype, uint16_t* dst, int64_t n, cudaStream_t stream) {
+  if (n <= 0) return;
+  M2_LAUNCH(ToBf16Kernel, dim3(GridFor(n)), dim3(kBlock), stream, src, dtype, dst, n);
+}
+
+void LaunchPackBf16(const float* x, int64_t rows, int64_t cols, int64_t ld, uint16_t* out,
+                           cudaStream_t stream) {
+  if (rows * cols <= 0) return;
+  M2_LAUNCH(PackBf16Kernel, dim3(GridFor(rows * cols)), dim3(kBlock), stream, x, rows, cols, ld, out);
+}
+
+// ---- embedding and norms: one block per row -----------------------------------------------------
+
+__global__ void EmbedKernel(const int32_t* ids, const void* table, int dtype, int64_t d, float* out,
+                            int64_t out_ld) {
+  const int64_t i = blockIdx.x;
+  const int64_t base = int64_t(ids[i]) * d;
+  for (int64_t j = threadIdx.x; j < d; j += blockDim.x) out[i * out_ld + j] = LoadWeight(table, dtype, base + j);
+}
+
+void LaunchEmbed(const int32_t* ids, int64_t n, const void* table, int dtype, int64_t d, float* out,
+                        int64_t out_ld, cudaStream_t stream) {
+  if (n <= 0) return;
+  M2_KCHECK(n <= 0x7fffffff);
+  M2_LAUNCH(EmbedKernel, dim3(unsigned(n)), dim3(kBlock), stream, ids, table, dtype, d, out, out_ld);
+}
+
+// residual = (first ? 0 : residual) + hidden; out = residual * rsqrt(mean(residual^2) + eps) * w.
+// Each thread touches the same columns in both passes, so out may alias hidden.
+__global__ void AddRmsNormKernel(const float* hidden, int64_t h_ld, float* residual, int64_t r_ld, int first,
+                                 const float* w, float eps, float* out, int64_t o_ld, int64_t cols) {
+  const int64_t r = blockIdx.x;
+  const float* h = hidden + r * h_ld;
+  float* res = residual + r * r_ld;
+  float* o = out + r * o_ld;
+  float ss = 0.0f;
+  for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
+    const float v = (first ? 0.0f : res[j]) + h[j];
+    res[j] = v;
+    ss += v * v;
+  }
+  const float inv = 1.0f / sqrtf(BlockSum(ss) / float(cols) + eps);
+  for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) o[j] = res[j] * inv * w[j];
+}
+
+void LaunchAddRmsNorm(const float* hidden, int64_t h_ld, float* residual, int64_t r_ld, bool first,
+                             const float* w, float eps, float* out, int64_t o_ld, int64_t rows, int64_t cols,
+                             cudaStream_t stream) {
+  if (rows <= 0) return;
+  M2_KCHECK(rows <= 0x7fffffff);
+  M2_LAUNCH(AddRmsNormKernel, dim3(unsigned(rows)), dim3(kBlock), stream, hidden, h_ld, residual, r_ld,
+            first ? 1 : 0, w, eps, out, o_ld, cols);
+}
+
+// One block per (row, group): s = y * silu(z); out = s * rsqrt(mean_group(s^2) + eps) * w.
+// The gate is recomputed in the second pass rather than stored: it is cheap and keeps the op
+// free of scratch. Same columns per thread in both passes, so out may alias y.
+__global__ void GatedRmsNormKernel(const float* y, int64_t y_ld, const float* z, int64_t z_ld, const float* w,
+                                   int64_t group_size, float eps, float* out, int64_t o_ld) {
+  const int64_t r = blockIdx.x, g0 = int64_t(blockIdx.y) * group_size;
+  const float* yr = y + r * y_ld + g0;
+  const float* zr = z + r * z_ld + g0;
+  float ss = 0.0f;
+  for (int64_t j = threadIdx.x; j < group_size; j += blockDim.x) {
+    const float s = yr[j] * SiluF(zr[j]);
+    ss += s * s;
+  }
+  const float inv = 1.0f / sqrtf(BlockSum(ss) / float(group_size) + eps);
+  float* o = out + r * o_ld + g0;
+  const float* wg = w + g0;
+  for (int64_t j = threadIdx.x; j < group_size; j += blockDim.x) o[j] = yr[j] * SiluF(zr[j]) * inv * wg[j];
+}
+
+void LaunchGatedRmsNorm(const float* y, int64_t y_ld, const float* z, int64_t z_ld, const float* w,
+                               int64_t group_size, float eps, float* out, int64_t o_ld, int64_t rows, int64_t cols,
+                               cudaStream_t stream) {
+  if (rows <= 0) return;
+  M2_KCHECK(group_size > 0 && cols % group_size == 0 && cols / group_size <= 65535 && rows <= 0x7fffffff);
+  M2_LAUNCH(GatedRmsNormKernel, dim3(unsigned(rows), unsigned(cols / group_size)), dim3(kBlock), stream, y, y_ld,
+            z, z_ld, w, group_size, eps, out, o_ld);
+}
+
+// ---- causal depthwise conv ---------------------------------------------------------------------
+
+constexpr int kMaxConv = 8;    // largest d_conv supported (Mamba-2 uses 4)
+constexpr int kConvTime = 32;  // time steps per thread in the prefill kernel
+
+// Input of channel c at time u of sequence s: xbc for u >= 0, else the conv state, whose last
+// entry (index W-1) is the input just before this call (u = -1).
+M2_DEVICE float ConvInput(const cuda_args::ConvParams& p, int64_t s, int64_t c, int64_t u, const float* state) {
+  return u >= 0 ? p.xbc[(s * p.seq_len + u) * p.xbc_ld + c] : state[p.d_conv + u];
+}
+
+// Thread = (sequence, channel, tile of kConvTime steps); the window lives in registers with
+// compile-time indices: hist[j] is the input j steps back, wrev[j] its weight.
+__global__ void ConvPrefillKernel(cuda_args::ConvParams p) {
+  const int64_t c = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  const int64_t t0 = int64_t(blockIdx.y) * kConvTime;
+  const int64_t s = blockIdx.z;
+  if (c >= p.conv_dim) return;  // no barriers in this kernel
+  const int W = int(p.d_conv);
+  const float* state = p.conv_state + (int64_t(p.slots[s]) * p.conv_dim + c) * W;
+  const float* w = p.weight + c * W;
+  float wrev[kMaxConv], hist[kMaxConv];
+  M2_UNROLL
+  for (int j = 0; j < kMaxConv; ++j) {
+    wrev[j] = j < W ? w[W - 1 - j] : 0.0f;
+    // Before the first step, hist[j] holds the input at t0-1-j; it is shifted to j+1 first.
+    hist[j] = j < W - 1 ? ConvInput(p, s, c, t0 - 1 - j, state) : 0.0f;
+  }
+  const float b = p.bias ? p.bias[c] : 0.0f;
+  const int64_t t_end = t0 + kConvTime < p.seq_len ? t0 + kConvTime : p.seq_len;
+  for (int64_t t = t0; t < t_end; ++t) {
+    M2_UNROLL
+    for (int j = kMaxConv - 1; j > 0; --j) hist[j] = hist[j - 1];
+    hist[0] = p.xbc[(s * p.seq_len + t) * p.xbc_ld + c];
+    float acc = b;
+    M2_UNROLL
+    for (int j = 0; j < kMaxConv; ++j)
+      if (j < W) acc += wrev[j] * hist[j];
+    p.out[(s * p.seq_len + t) * p.out_ld + c] = SiluF(acc);
+  }
+}
+
+// After the outputs: the state becomes the last d_conv inputs. Ascending k reads index
+// seq_len + k > k of the old state, which is not yet overwritten.
+__global__ void ConvStateKernel(cuda_args::ConvParams p) {
+  const int64_t c = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  const int64_t s = blockIdx.y;
+  if (c >= p.conv_dim) return;
+  const int64_t W = p.d_conv;
+  float* state = p.conv_state + (int64_t(p.slots[s]) * p.conv_dim + c) * W;
+  for (int64_t k = 0; k < W; ++k) state[k] = ConvInput(p, s, c, p.seq_len - W + k, state);
+}
+
+// One token per sequence: shift the window, append, convolve. Reads its input before writing
+// the same element of out, so out may alias xbc.
+__global__ void ConvStepKernel(cuda_args::ConvParams p) {
+  const int64_t c = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  const int64_t i = blockIdx.y;
+  if (c >= p.conv_dim) return;
+  const int64_t W = p.d_conv;
+  float* state = p.conv_state + (int64_t(p.slots[i]) * p.conv_dim + c) * W;
+  const float* w = p.weight + c * W;
+  for (int64_t k = 0; k + 1 < W; ++k) state[k] = state[k + 1];
+  state[W - 1] = p.xbc[i * p.xbc_ld + c];
+  float acc = p.bias ? p.bias[c] : 0.0f;
+  for (int64_t k = 0; k < W; ++k) acc += state[k] * w[k];
+  p.out[i * p.out_ld + c] = SiluF(acc);
+}
+
+// The prefill reads inputs of neighbouring steps from other threads: out must not overlap xbc
+// (the backend copies xbc aside first when it does).
+void LaunchConvPrefill(const cuda_args::ConvParams& p, cudaStream_t stream) {
+  if (p.n_seqs <= 0 || p.seq_len <= 0) return;
+  M2_KCHECK(p.d_conv >= 1 && p.d_conv <= kMaxConv);
+  M2_KCHECK(p.n_seqs <= 65535 && (p.seq_len + kConvTime - 1) / kConvTime <= 65535);
+  const dim3 block(128);
+  M2_LAUNCH(ConvPrefillKernel, dim3(CeilDiv(p.conv_dim, 128), CeilDiv(p.seq_len, kConvTime), unsigned(p.n_seqs)),
+            block, stream, p);
+  M2_LAUNCH(ConvStateKernel, dim3(CeilDiv(p.conv_dim, 128), unsigned(p.n_seqs)), block, stream, p);
+}
+
+void LaunchConvStep(const cuda_args::ConvParams& p, cudaStream_t stream) {
+  if (p.n_seqs <= 0) return;
+  M2_KCHECK(p.d_conv >= 1 && p.n_seqs <= 65535);
+  M2_LAUNCH(ConvStepKernel, dim3(CeilDiv(p.conv_dim, 128), unsigned(p.n_seqs)), dim3(128), stream, p);
+}
+
+}  // namespace mamba2::M2_KERNEL_NS

@@ -1,0 +1,104 @@
+// Plain argument structs of the CUDA kernels, and the layout of the SSD scratch buffer.
+// Deliberately free of project headers: nvcc compiles this (C++17) and so does the host-side
+// kernel emulator in tests/cuda, so it must stay self-contained.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+
+namespace mamba2::cuda_args {
+
+// Element type codes of weight tables as the kernels read them.
+enum WDType : int { kF32 = 0, kF16 = 1, kBF16 = 2 };
+
+// Causal conv over n_seqs sequences of seq_len rows (ConvStep: seq_len 1, one row per slot).
+struct ConvParams {
+  const float* xbc = nullptr;  // [n_seqs*seq_len, conv_dim], row stride xbc_ld
+  int64_t xbc_ld = 0;
+  float* out = nullptr;  // same shape, row stride out_ld
+  int64_t out_ld = 0;
+  const int32_t* slots = nullptr;  // [n_seqs] in device memory
+  float* conv_state = nullptr;     // [n_slots, conv_dim, d_conv], oldest input first
+  const float* weight = nullptr;   // [conv_dim, d_conv]
+  const float* bias = nullptr;     // [conv_dim] or null
+  int64_t n_seqs = 0, seq_len = 0, conv_dim = 0, d_conv = 0;
+};
+
+// The selective scan over n_seqs sequences of seq_len rows (SsmStep: seq_len 1).
+struct ScanParams {
+  const float* x = nullptr;  // [rows, n_heads*head_dim]
+  int64_t x_ld = 0;
+  const float* B = nullptr;  // [rows, n_groups*d_state]
+  int64_t B_ld = 0;
+  const float* C = nullptr;  // [rows, n_groups*d_state]
+  int64_t C_ld = 0;
+  const float* dt = nullptr;  // [rows, n_heads], before dt_bias and softplus
+  int64_t dt_ld = 0;
+  const float* dt_bias = nullptr;  // [n_heads]
+  const float* A_log = nullptr;    // [n_heads]
+  const float* D = nullptr;        // [n_heads]
+  float dt_min = 0.0f, dt_max = 0.0f;
+  float* y = nullptr;  // [rows, n_heads*head_dim]
+  int64_t y_ld = 0;
+  const int32_t* slots = nullptr;  // [n_seqs] in device memory
+  float* ssm_state = nullptr;      // [n_slots, n_heads, head_dim, d_state]
+  int64_t n_seqs = 0, seq_len = 0, n_heads = 0, head_dim = 0, d_state = 0, n_groups = 0;
+};
+
+// Intermediates of the chunked scan, carved out of one buffer.
+struct SsdScratch {
+  float* dt = nullptr;           // [n_seqs, n_heads, n_chunks*chunk]  dt after softplus/clamp
+  double* acum = nullptr;        // [n_seqs, n_heads, n_chunks*chunk]  cumsum of dt*A within the chunk
+  double* chunk_acum = nullptr;  // [n_seqs, n_heads, n_chunks]        acum at the chunk's last row
+  float* states = nullptr;       // [n_seqs, n_heads, n_chunks, head_dim, d_state] chunk states, then H_in
+};
+
+struct SsdLayout {
+  int64_t chunk = 0, n_chunks = 0;
+  size_t dt_off = 0, acum_off = 0, chunk_off = 0, states_off = 0, bytes = 0;
+};
+
+inline size_t AlignUp(size_t v, size_t a) { return (v + a - 1) / a * a; }
+
+// The cumsum is kept in double: within a chunk of strongly decaying heads it reaches -1e4, and
+// exp(acum_l - acum_s) of two such float values would lose every digit of the difference.
+inline SsdLayout PlanSsdScratch(int64_t n_seqs, int64_t seq_len, int64_t n_heads, int64_t head_dim,
+                                int64_t d_state, int64_t chunk_hint) {
+  SsdLayout l;
+  l.chunk = chunk_hint > 0 ? chunk_hint : 256;
+  l.n_chunks = (seq_len + l.chunk - 1) / l.chunk;
+  const size_t per_pos = size_t(n_seqs * n_heads * l.n_chunks * l.chunk);
+  size_t off = 0;
+  l.dt_off = off;
+  off = AlignUp(off + per_pos * sizeof(float), 256);
+  l.acum_off = off;
+  off = AlignUp(off + per_pos * sizeof(double), 256);
+  l.chunk_off = off;
+  off = AlignUp(off + size_t(n_seqs * n_heads * l.n_chunks) * sizeof(double), 256);
+  l.states_off = off;
+  off = AlignUp(off + size_t(n_seqs * n_heads * l.n_chunks * head_dim * d_state) * sizeof(float), 256);
+  l.bytes = off;
+  return l;
+}
+
+inline SsdScratch CarveSsdScratch(void* base, const SsdLayout& l) {
+  char* b = static_cast<char*>(base);
+  SsdScratch s;
+  s.dt = reinterpret_cast<float*>(b + l.dt_off);
+  s.acum = reinterpret_cast<double*>(b + l.acum_off);
+  s.chunk_acum = reinterpret_cast<double*>(b + l.chunk_off);
+  s.states = reinterpret_cast<float*>(b + l.states_off);
+  return s;
+}
+
+// Launch-configuration checks: a violated one is a bug in the caller, so it aborts.
+inline void KernelCheck(bool ok, const char* what, const char* file, int line) {
+  if (ok) return;
+  std::fprintf(stderr, "CUDA kernel precondition failed at %s:%d: %s\n", file, line, what);
+  std::abort();
+}
+#define M2_KCHECK(cond) ::mamba2::cuda_args::KernelCheck((cond), #cond, __FILE__, __LINE__)
+
+}  // namespace mamba2::cuda_args

@@ -1,0 +1,38 @@
+// The kernel launchers the CUDA backend calls (defined in elementwise.cuh and ssd.cuh, compiled
+// by elementwise.cu and ssd.cu). Each enqueues work on `stream` and returns at once; none
+// allocates or synchronises, so a whole decode step can be captured into a CUDA graph.
+#pragma once
+
+#include <cstdint>
+
+#include <cuda_runtime_api.h>
+
+#include "backend/cuda/kernel_args.h"
+
+namespace mamba2::cuda {
+
+void LaunchFill(float* dst, float value, int64_t n, cudaStream_t stream);
+// dtype: cuda_args::WDType of src.
+void LaunchToF32(const void* src, int dtype, float* dst, int64_t n, cudaStream_t stream);
+void LaunchToBf16(const void* src, int dtype, uint16_t* dst, int64_t n, cudaStream_t stream);
+// x [rows, cols] with row stride ld -> dense bf16 [rows, cols].
+void LaunchPackBf16(const float* x, int64_t rows, int64_t cols, int64_t ld, uint16_t* out, cudaStream_t stream);
+
+void LaunchEmbed(const int32_t* ids, int64_t n, const void* table, int dtype, int64_t d, float* out,
+                 int64_t out_ld, cudaStream_t stream);
+void LaunchAddRmsNorm(const float* hidden, int64_t h_ld, float* residual, int64_t r_ld, bool first,
+                      const float* w, float eps, float* out, int64_t o_ld, int64_t rows, int64_t cols,
+                      cudaStream_t stream);
+void LaunchGatedRmsNorm(const float* y, int64_t y_ld, const float* z, int64_t z_ld, const float* w,
+                        int64_t group_size, float eps, float* out, int64_t o_ld, int64_t rows, int64_t cols,
+                        cudaStream_t stream);
+
+void LaunchConvPrefill(const cuda_args::ConvParams& p, cudaStream_t stream);
+void LaunchConvStep(const cuda_args::ConvParams& p, cudaStream_t stream);
+
+// sc must hold PlanSsdScratch(...).bytes for these sizes, carved by CarveSsdScratch.
+void LaunchSsdPrefill(const cuda_args::ScanParams& p, const cuda_args::SsdLayout& l,
+                      const cuda_args::SsdScratch& sc, cudaStream_t stream);
+void LaunchSsmStep(const cuda_args::ScanParams& p, cudaStream_t stream);
+
+}  // namespace mamba2::cuda

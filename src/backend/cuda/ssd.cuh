@@ -1,0 +1,321 @@
+// The selective scan on the GPU: the chunked SSD for prefill (spec 2.3) and the one-token
+// recurrence for decode (spec 3). Included by ssd.cu (nvcc) and by the host emulator test.
+//
+// Prefill runs four kernels over the scratch of kernel_args.h:
+//   1. dt and the within-chunk cumsum of dt*A              block per (seq*head, chunk)
+//   2. chunk states S_c = sum_s decay(last, s) dt_s x_s B_s  block per (seq*chunk, head, p/n tile)
+//   3. state passing H_in[c+1] = exp(acum_last) H_in[c] + S_c, from and back to the slot's state
+//   4. y = diag (masked CB^T scaled, times x) + exp(acum_l) C_l H_in + D x   block per (seq*chunk, head, l/p tile)
+// All fp32 with fp32 accumulation, except the cumsum (double, see PlanSsdScratch).
+#pragma once
+
+#include "backend/cuda/device_common.cuh"
+
+namespace mamba2::M2_KERNEL_NS {
+
+constexpr int kSsdTile = 64;   // l, s, p and n extent of the tiles; 256 threads as 16x16, 4x4 each
+constexpr int kSsdK = 16;      // d_state slice held in shared memory by the output kernel
+constexpr int kStateK = 32;    // positions per step of the chunk-state kernel
+constexpr int kStepRows = kBlock / 32;  // head_dim rows per SsmStep block, a warp each
+
+__global__ void SsdDtKernel(cuda_args::ScanParams p, int64_t chunk, int64_t n_chunks, cuda_args::SsdScratch sc) {
+  const int64_t sh = blockIdx.x, c = blockIdx.y;
+  const int64_t s = sh / p.n_heads, hh = sh - s * p.n_heads;
+  const int64_t start = c * chunk, len = Min64(chunk, p.seq_len - start);
+  const int64_t base = sh * n_chunks * chunk + c * chunk;
+  const double A = -exp(double(p.A_log[hh]));
+  const float bias = p.dt_bias[hh];
+  __shared__ double a[kBlock];
+  double carry = 0.0;  // thread 0's running sum; a sequential sum keeps it exactly the recurrence's
+  for (int64_t t0 = 0; t0 < len; t0 += kBlock) {
+    const int64_t i = t0 + threadIdx.x;
+    double av = 0.0;
+    if (i < len) {
+      const double dt = DtValue(p.dt[(s * p.seq_len + start + i) * p.dt_ld + hh], bias, p.dt_min, p.dt_max);
+      sc.dt[base + i] = float(dt);
+      av = dt * A;
+    }
+    a[threadIdx.x] = av;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+      const int64_t n = Min64(kBlock, len - t0);
+      for (int64_t k = 0; k < n; ++k) {
+        carry += a[k];
+        sc.acum[base + t0 + k] = carry;
+      }
+    }
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) sc.chunk_acum[sh * n_chunks + c] = carry;
+}
+
+// S_c[p, n] = sum_s exp(acum_last - acum_s) dt_s x_s[p] B_s[n]: per (seq, chunk, head) a
+// (head_dim x len)(len x d_state) product, in 64x64 output tiles.
+__global__ void SsdChunkStateKernel(cuda_args::ScanParams p, int64_t chunk, int64_t n_chunks,
+                                    cuda_args::SsdScratch sc) {
+  const int64_t s = blockIdx.x / n_chunks, c = blockIdx.x - s * n_chunks, hh = blockIdx.y;
+  const int64_t P = p.head_dim, N = p.d_state;
+  const int64_t p_tiles = CeilDiv(P, kSsdTile);
+  const int64_t p0 = (blockIdx.z % p_tiles) * kSsdTile, n0 = (blockIdx.z / p_tiles) * kSsdTile;
+  const int64_t g = hh / (p.n_heads / p.n_groups);
+  const int64_t start = c * chunk, len = Min64(chunk, p.seq_len - start);
+  const int64_t sh = s * p.n_heads + hh;
+  const int64_t base = sh * n_chunks * chunk + c * chunk;
+  const int64_t row0 = s * p.seq_len + start;
+  const double last = sc.chunk_acum[sh * n_chunks + c];
+  __shared__ float xs[kStateK][kSsdTile + 1];
+  __shared__ float bs[kStateK][kSsdTile + 1];
+  __shared__ float wt[kStateK];
+  const int tid = int(threadIdx.x), tx = tid % 16, ty = tid / 16;
+  float acc[4][4] = {};
+  for (int64_t k0 = 0; k0 < len; k0 += kStateK) {
+    if (tid < kStateK) {
+      const int64_t k = k0 + tid;
+      wt[tid] = k < len ? expf(float(last - sc.acum[base + k])) * sc.dt[base + k] : 0.0f;
+    }
+    __syncthreads();
+    for (int e = tid; e < kStateK * kSsdTile; e += kBlock) {
+      const int kk = e / kSsdTile, j = e % kSsdTile;
+      const int64_t k = k0 + kk, row = row0 + k;
+      xs[kk][j] = (k < len && p0 + j < P) ? p.x[row * p.x_ld + hh * P + p0 + j] * wt[kk] : 0.0f;
+      bs[kk][j] = (k < len && n0 + j < N) ? p.B[row * p.B_ld + g * N + n0 + j] : 0.0f;
+    }
+    __syncthreads();
+    for (int kk = 0; kk < kStateK; ++kk) {
+      float a[4], b[4];
+      M2_UNROLL
+      for (int i = 0; i < 4; ++i) {
+        a[i] = xs[kk][ty + 16 * i];
+        b[i] = bs[kk][tx + 16 * i];
+      }
+      M2_UNROLL
+      for (int i = 0; i < 4; ++i)
+        M2_UNROLL
+        for (int j = 0; j < 4; ++j) acc[i][j] += a[i] * b[j];
+    }
+    __syncthreads();
+  }
+  float* out = sc.states + (sh * n_chunks + c) * P * N;
+  M2_UNROLL
+  for (int i = 0; i < 4; ++i)
+    M2_UNROLL
+    for (int j = 0; j < 4; ++j) {
+      const int64_t pp = p0 + ty + 16 * i, nn = n0 + tx + 16 * j;
+      if (pp < P && nn < N) out[pp * N + nn] = acc[i][j];
+    }
+}
+
+// Sequential over chunks, parallel over the head_dim x d_state elements of each (seq, head).
+// Replaces each chunk state by the state entering that chunk, and leaves the final state in
+// the slot.
+__global__ void SsdStatePassKernel(cuda_args::ScanParams p, int64_t n_chunks, cuda_args::SsdScratch sc) {
+  const int64_t sh = blockIdx.x;
+  const int64_t s = sh / p.n_heads, hh = sh - s * p.n_heads;
+  const int64_t pn = p.head_dim * p.d_state;
+  const int64_t e = int64_t(blockIdx.y) * blockDim.x + threadIdx.x;
+  if (e >= pn) return;
+  float* slot_state = p.ssm_state + (int64_t(p.slots[s]) * p.n_heads + hh) * pn + e;
+  float* st = sc.states + sh * n_chunks * pn + e;
+  float h = *slot_state;
+  for (int64_t c = 0; c < n_chunks; ++c) {
+    const float chunk_state = st[c * pn];
+    st[c * pn] = h;
+    h = float(exp(sc.chunk_acum[sh * n_chunks + c])) * h + chunk_state;
+  }
+  *slot_state = h;
+}
+
+// y for a 64-row (l) x 64-column (p) tile of one (seq, chunk, head):
+//   off-diagonal  exp(acum_l) * sum_n C_l[n] H_in[p][n]
+//   diagonal      sum_{s<=l} (C_l . B_s) exp(acum_l - acum_s) dt_s x_s[p]
+//   skip          D x_l[p]
+__global__ void SsdOutputKernel(cuda_args::ScanParams p, int64_t chunk, int64_t n_chunks, cuda_args::SsdScratch sc) {
+  const int64_t s = blockIdx.x / n_chunks, c = blockIdx.x - s * n_chunks, hh = blockIdx.y;
+  const int64_t l_tiles = CeilDiv(chunk, kSsdTile);
+  const int64_t l0 = (blockIdx.z % l_tiles) * kSsdTile, p0 = (blockIdx.z / l_tiles) * kSsdTile;
+  const int64_t start = c * chunk, len = Min64(chunk, p.seq_len - start);
+  if (l0 >= len) return;  // the whole block: a tile past the end of a short last chunk
+  const int64_t P = p.head_dim, N = p.d_state;
+  const int64_t g = hh / (p.n_heads / p.n_groups);
+  const int64_t sh = s * p.n_heads + hh;
+  const int64_t base = sh * n_chunks * chunk + c * chunk;
+  const int64_t row0 = s * p.seq_len + start;
+  const float* Cg = p.C + g * N;
+  const float* Bg = p.B + g * N;
+  const float* xh = p.x + hh * P;
+  const float* h_in = sc.states + (sh * n_chunks + c) * P * N;
+
+  __shared__ float cs[kSsdTile][kSsdK + 1];  // C rows of the l tile, a d_state slice
+  __shared__ float ks[kSsdTile][kSsdK + 1];  // H_in rows (p) or B rows (s), the same slice
+  __shared__ float ms[kSsdTile][kSsdTile + 1];
+  __shared__ float xs[kSsdTile][kSsdTile + 1];
+  __shared__ double acum_l[kSsdTile];
+  __shared__ double acum_s[kSsdTile];
+  __shared__ float dt_s[kSsdTile];
+  const int tid = int(threadIdx.x), tx = tid % 16, ty = tid / 16;
+
+  if (tid < kSsdTile) acum_l[tid] = l0 + tid < len ? sc.acum[base + l0 + tid] : 0.0;
+
+  float acc[4][4] = {};
+  for (int64_t n0 = 0; n0 < N; n0 += kSsdK) {
+    for (int e = tid; e < kSsdTile * kSsdK; e += kBlock) {
+      const int r = e / kSsdK, k = e % kSsdK;
+      const int64_t n = n0 + k;
+      cs[r][k] = (l0 + r < len && n < N) ? Cg[(row0 + l0 + r) * p.C_ld + n] : 0.0f;
+      ks[r][k] = (p0 + r < P && n < N) ? h_in[(p0 + r) * N + n] : 0.0f;
+    }
+    __syncthreads();
+    M2_UNROLL
+    for (int k = 0; k < kSsdK; ++k) {
+      float a[4], b[4];
+      M2_UNROLL
+      for (int i = 0; i < 4; ++i) {
+        a[i] = cs[ty + 16 * i][k];
+        b[i] = ks[tx + 16 * i][k];
+      }
+      M2_UNROLL
+      for (int i = 0; i < 4; ++i)
+        M2_UNROLL
+        for (int j = 0; j < 4; ++j) acc[i][j] += a[i] * b[j];
+    }
+    __syncthreads();
+  }
+  M2_UNROLL
+  for (int i = 0; i < 4; ++i) {
+    const float decay = float(exp(acum_l[ty + 16 * i]));
+    M2_UNROLL
+    for (int j = 0; j < 4; ++j) acc[i][j] *= decay;
+  }
+
+  const int64_t s_end = Min64(l0 + kSsdTile, len);
+  for (int64_t s0 = 0; s0 < s_end; s0 += kSsdTile) {
+    if (tid < kSsdTile) {
+      const int64_t si = s0 + tid;
+      acum_s[tid] = si < len ? sc.acum[base + si] : 0.0;
+      dt_s[tid] = si < len ? sc.dt[base + si] : 0.0f;
+    }
+    float m[4][4] = {};  // (C_l . B_s) for l = ty + 16i, s = tx + 16j
+    for (int64_t n0 = 0; n0 < N; n0 += kSsdK) {
+      for (int e = tid; e < kSsdTile * kSsdK; e += kBlock) {
+        const int r = e / kSsdK, k = e % kSsdK;
+        const int64_t n = n0 + k;
+        cs[r][k] = (l0 + r < len && n < N) ? Cg[(row0 + l0 + r) * p.C_ld + n] : 0.0f;
+        ks[r][k] = (s0 + r < len && n < N) ? Bg[(row0 + s0 + r) * p.B_ld + n] : 0.0f;
+      }
+      __syncthreads();
+      M2_UNROLL
+      for (int k = 0; k < kSsdK; ++k) {
+        float a[4], b[4];
+        M2_UNROLL
+        for (int i = 0; i < 4; ++i) {
+          a[i] = cs[ty + 16 * i][k];
+          b[i] = ks[tx + 16 * i][k];
+        }
+        M2_UNROLL
+        for (int i = 0; i < 4; ++i)
+          M2_UNROLL
+          for (int j = 0; j < 4; ++j) m[i][j] += a[i] * b[j];
+      }
+      __syncthreads();
+    }
+    // Causal mask, decay and dt: the scaled CB^T block.
+    M2_UNROLL
+    for (int i = 0; i < 4; ++i)
+      M2_UNROLL
+      for (int j = 0; j < 4; ++j) {
+        const int li = ty + 16 * i, sj = tx + 16 * j;
+        const int64_t l = l0 + li, si = s0 + sj;
+        ms[li][sj] = (si <= l && l < len)
+                         ? m[i][j] * expf(float(fmin(acum_l[li] - acum_s[sj], 0.0))) * dt_s[sj]
+                         : 0.0f;
+      }
+    for (int e = tid; e < kSsdTile * kSsdTile; e += kBlock) {
+      const int r = e / kSsdTile, j = e % kSsdTile;
+      xs[r][j] = (s0 + r < len && p0 + j < P) ? xh[(row0 + s0 + r) * p.x_ld + p0 + j] : 0.0f;
+    }
+    __syncthreads();
+    for (int k = 0; k < kSsdTile; ++k) {
+      float a[4], b[4];
+      M2_UNROLL
+      for (int i = 0; i < 4; ++i) {
+        a[i] = ms[ty + 16 * i][k];
+        b[i] = xs[k][tx + 16 * i];
+      }
+      M2_UNROLL
+      for (int i = 0; i < 4; ++i)
+        M2_UNROLL
+        for (int j = 0; j < 4; ++j) acc[i][j] += a[i] * b[j];
+    }
+    __syncthreads();
+  }
+
+  const float Dh = p.D[hh];
+  M2_UNROLL
+  for (int i = 0; i < 4; ++i)
+    M2_UNROLL
+    for (int j = 0; j < 4; ++j) {
+      const int64_t l = l0 + ty + 16 * i, pp = p0 + tx + 16 * j;
+      if (l < len && pp < P) {
+        const int64_t row = row0 + l;
+        p.y[row * p.y_ld + hh * P + pp] = acc[i][j] + Dh * xh[row * p.x_ld + pp];
+      }
+    }
+}
+
+// y must not overlap x, B or C (other blocks still read rows this block writes); the backend
+// copies x aside when the caller aliases y onto it.
+void LaunchSsdPrefill(const cuda_args::ScanParams& p, const cuda_args::SsdLayout& l,
+                             const cuda_args::SsdScratch& sc, cudaStream_t stream) {
+  if (p.n_seqs <= 0 || p.seq_len <= 0) return;
+  M2_KCHECK(p.n_groups > 0 && p.n_heads % p.n_groups == 0);
+  M2_KCHECK(p.n_heads <= 65535 && l.n_chunks <= 65535);
+  const int64_t sh = p.n_seqs * p.n_heads;
+  const unsigned p_tiles = CeilDiv(p.head_dim, kSsdTile), n_tiles = CeilDiv(p.d_state, kSsdTile);
+  const unsigned l_tiles = CeilDiv(l.chunk, kSsdTile);
+  M2_KCHECK(int64_t(p_tiles) * n_tiles <= 65535 && int64_t(l_tiles) * p_tiles <= 65535);
+  M2_KCHECK(CeilDiv(p.head_dim * p.d_state, kBlock) <= 65535);
+  M2_LAUNCH(SsdDtKernel, dim3(unsigned(sh), unsigned(l.n_chunks)), dim3(kBlock), stream, p, l.chunk, l.n_chunks,
+            sc);
+  M2_LAUNCH(SsdChunkStateKernel, dim3(unsigned(p.n_seqs * l.n_chunks), unsigned(p.n_heads), p_tiles * n_tiles),
+            dim3(kBlock), stream, p, l.chunk, l.n_chunks, sc);
+  M2_LAUNCH(SsdStatePassKernel, dim3(unsigned(sh), CeilDiv(p.head_dim * p.d_state, kBlock)), dim3(kBlock), stream,
+            p, l.n_chunks, sc);
+  M2_LAUNCH(SsdOutputKernel, dim3(unsigned(p.n_seqs * l.n_chunks), unsigned(p.n_heads), l_tiles * p_tiles),
+            dim3(kBlock), stream, p, l.chunk, l.n_chunks, sc);
+}
+
+// One token per sequence: block per (seq, head, 8 head_dim rows), a warp per row, lanes over
+// d_state. The state is read, updated and written once; y uses the updated fp32 state.
+__global__ void SsmStepKernel(cuda_args::ScanParams p) {
+  const int64_t i = blockIdx.x / p.n_heads, hh = blockIdx.x - i * p.n_heads;
+  const int warp = int(threadIdx.x) >> 5, lane = int(threadIdx.x) & 31;
+  const int64_t pp = int64_t(blockIdx.y) * kStepRows + warp;
+  if (pp >= p.head_dim) return;  // a whole warp; the kernel has no block barriers
+  const int64_t P = p.head_dim, N = p.d_state;
+  const int64_t g = hh / (p.n_heads / p.n_groups);
+  const double dt = DtValue(p.dt[i * p.dt_ld + hh], p.dt_bias[hh], p.dt_min, p.dt_max);
+  const float decay = float(exp(dt * -exp(double(p.A_log[hh]))));
+  const float xv = p.x[i * p.x_ld + hh * P + pp];
+  const float dtx = float(dt) * xv;
+  float* st = p.ssm_state + ((int64_t(p.slots[i]) * p.n_heads + hh) * P + pp) * N;
+  const float* Bg = p.B + i * p.B_ld + g * N;
+  const float* Cg = p.C + i * p.C_ld + g * N;
+  float acc = 0.0f;
+  for (int64_t n = lane; n < N; n += 32) {
+    const float h = decay * st[n] + dtx * Bg[n];
+    st[n] = h;
+    acc += h * Cg[n];
+  }
+  acc = WarpSum(acc);  // also orders every lane's read of x before lane 0 writes y (y may alias x)
+  if (lane == 0) p.y[i * p.y_ld + hh * P + pp] = acc + p.D[hh] * xv;
+}
+
+void LaunchSsmStep(const cuda_args::ScanParams& p, cudaStream_t stream) {
+  if (p.n_seqs <= 0) return;
+  M2_KCHECK(p.n_groups > 0 && p.n_heads % p.n_groups == 0);
+  M2_KCHECK(CeilDiv(p.head_dim, kStepRows) <= 65535);
+  M2_LAUNCH(SsmStepKernel, dim3(unsigned(p.n_seqs * p.n_heads), CeilDiv(p.head_dim, kStepRows)), dim3(kBlock),
+            stream, p);
+}
+
+}  // namespace mamba2::M2_KERNEL_NS

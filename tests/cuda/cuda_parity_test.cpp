@@ -1,0 +1,390 @@
+// Op-level parity of the CUDA backend against ref, on random inputs laid out as the model lays
+// them out (column-slice views, scrambled state slots). Each check runs on two targets:
+//   cuda      the real backend; skipped with "no CUDA device" when MakeCudaBackend() is null
+//   cuda-emu  the same kernel text run on the host by tests/cuda/cuda_emu.h (always runs)
+// Tests/backend checks the real backend too (it joins BackendsUnderTest when a GPU is present);
+// this file adds the matmul modes, aliasing, memory ops, large realistic shapes and the emulator.
+#include <algorithm>
+#include <functional>
+#include <limits>
+#include <map>
+
+#include "backend/mixer_test_util.h"
+#include "cuda/emu_backend.h"
+#if defined(MAMBA2_HAVE_CUDA)
+#include "backend/cuda/cuda_backend.h"
+#endif
+
+namespace mamba2::testing {
+namespace {
+
+// Stated bounds (relative L2 against ref's double-accumulated results).
+constexpr double kFp32Tol = 1e-5;     // any op in fp32 mode
+constexpr double kTf32MatMulTol = 2e-3;   // TF32 operands (10-bit mantissa), fp32 accumulation
+constexpr double kBf16MatMulTol = 1e-2;   // bf16 operands, fp32 accumulation
+constexpr double kRoundedOracleTol = 1e-5;  // bf16 mode vs double sums of the same bf16 operands
+
+enum class Mode { kFp32, kTf32, kBf16 };
+
+// The CUDA backend in one mode, made once per process (null without a device or a CUDA build).
+Backend* Cuda(Mode mode) {
+  static std::map<Mode, std::unique_ptr<Backend>> made;
+  auto it = made.find(mode);
+  if (it != made.end()) return it->second.get();
+  std::unique_ptr<Backend> b;
+#if defined(MAMBA2_HAVE_CUDA)
+  CudaBackendOptions o;
+  o.matmul = mode == Mode::kFp32 ? CudaMatMul::kFp32 : mode == Mode::kTf32 ? CudaMatMul::kTf32 : CudaMatMul::kBf16;
+  b = MakeCudaBackend(o);
+#else
+  if (mode == Mode::kFp32) b = MakeCudaBackend();
+#endif
+  return made.emplace(mode, std::move(b)).first->second.get();
+}
+
+Backend* Emu(bool bf16) {
+  static std::unique_ptr<Backend> fp32 = MakeEmuBackend(false), b16 = MakeEmuBackend(true);
+  return bf16 ? b16.get() : fp32.get();
+}
+
+// "cuda" or "emu": the backend in fp32 mode, or skip.
+#define TARGET_OR_SKIP(target, var)                                     \
+  Backend* var = (target) == "cuda" ? Cuda(Mode::kFp32) : Emu(false);   \
+  if (!var) GTEST_SKIP() << "no CUDA device";
+
+std::string TargetName(const ::testing::TestParamInfo<std::string>& info) { return info.param; }
+
+class CudaOps : public ::testing::TestWithParam<std::string> {};
+
+// ---- memory ------------------------------------------------------------------------------------
+
+TEST(CudaMemory, AllocZeroesCopiesRoundTripFillAndCopySlot) {
+  Backend* b = Cuda(Mode::kFp32);
+  if (!b) GTEST_SKIP() << "no CUDA device";
+  const size_t n = (size_t(1) << 20) + 13;
+  auto* p = static_cast<float*>(b->Alloc(n * sizeof(float)));
+  std::vector<float> host(n, 7.0f);
+  b->CopyToHost(host.data(), p, n * sizeof(float));
+  EXPECT_EQ(std::count(host.begin(), host.end(), 0.0f), ptrdiff_t(n)) << "Alloc must zero-fill";
+  Rng rng(5);
+  const std::vector<float> values = rng.UniformVec(n, -1.0f, 1.0f);
+  b->CopyToDevice(p, values.data(), n * sizeof(float));
+  b->CopyToHost(host.data(), p, n * sizeof(float));
+  EXPECT_EQ(host, values);
+  b->Fill(p + 3, -2.5f, n - 10);
+  b->CopyToHost(host.data(), p, n * sizeof(float));
+  for (size_t i = 0; i < n; ++i) {
+    const float want = i >= 3 && i < n - 7 ? -2.5f : values[i];
+    if (host[i] != want) {
+      ADD_FAILURE() << "Fill: element " << i << " is " << host[i] << ", expected " << want;
+      break;
+    }
+  }
+  // Slots of 1000 floats: copy slot 2 onto slot 5.
+  b->CopyToDevice(p, values.data(), n * sizeof(float));
+  b->CopySlot(p, 1000, 2, 5);
+  b->CopyToHost(host.data(), p, n * sizeof(float));
+  std::vector<float> want = values;
+  std::copy(values.begin() + 2000, values.begin() + 3000, want.begin() + 5000);
+  EXPECT_EQ(host, want);
+  b->Free(p);
+}
+
+TEST(CudaMemory, FactoryWithoutDeviceIsNullAndQuiet) {
+  // On a machine without a GPU this is the whole test: the factory returned null (above) and
+  // printed nothing; with a GPU it names itself.
+  std::unique_ptr<Backend> b = MakeCudaBackend();
+  if (!b) GTEST_SKIP() << "no CUDA device";
+  EXPECT_EQ(b->name().substr(0, 4), "cuda");
+}
+
+// ---- embedding and norms ---------------------------------------------------------------------------
+
+TEST_P(CudaOps, EmbedEveryTableDtype) {
+  TARGET_OR_SKIP(GetParam(), b);
+  Rng rng(42);
+  const int64_t vocab = 300, d = 80;
+  std::vector<float> values(size_t(vocab * d));
+  for (auto& e : values) e = rng.Normal(0.0f, 0.5f);
+  const std::vector<int32_t> ids = {0, 299, 17, 17, 150, 3, 298, 1};
+  const int64_t n = int64_t(ids.size());
+  const HostMat out0 = MakeHostMat(n, d, 1, 3);
+  for (DType dtype : {DType::F32, DType::BF16, DType::F16}) {
+    StoredTensor table = Store(values, dtype, Shape{vocab, d});
+    auto run = [&](Backend& be) {
+      DeviceArena mem(be);
+      Mat out = mem.Upload(out0);
+      be.Embed(mem.Upload(ids), n, be.PrepareWeight(table.view, WeightKind::kMatrix), out);
+      return mem.Download(out, out0);
+    };
+    const HostMat want = run(Ref());
+    const HostMat got = run(*b);
+    // A lookup converts exactly: no tolerance.
+    EXPECT_EQ(got.Values(), want.Values()) << GetParam() << " Embed " << DTypeName(dtype);
+    ExpectPaddingIntact(got, GetParam() + " Embed");
+  }
+}
+
+TEST_P(CudaOps, AddRmsNormIncludingOutOverHidden) {
+  TARGET_OR_SKIP(GetParam(), b);
+  for (auto [rows, cols] : {std::pair<int64_t, int64_t>{1, 64}, {5, 768}, {33, 2560}})
+    for (bool first : {true, false})
+      for (bool aliased : {false, true}) {
+        Rng rng(uint64_t(rows * 7 + cols + first * 3 + aliased));
+        HostMat hidden = MakeHostMat(rows, cols, 0, 4);
+        rng.Fill(hidden, -2.0f, 2.0f);
+        HostMat residual = MakeHostMat(rows, cols, 1, 2);
+        rng.Fill(residual, -3.0f, 3.0f);
+        const HostMat out0 = MakeHostMat(rows, cols, 0, 4);
+        std::vector<float> w = rng.UniformVec(size_t(cols), 0.5f, 1.5f);
+        auto run = [&](Backend& be, bool alias) {
+          DeviceArena mem(be);
+          Mat h = mem.Upload(hidden), res = mem.Upload(residual);
+          Mat out = alias ? h : mem.Upload(out0);
+          be.AddRmsNorm(h, res, first, be.PrepareWeight(F32View(w, Shape{cols}), WeightKind::kVector), 1e-5f, out);
+          return std::make_pair(mem.Download(out, alias ? hidden : out0).Values(), mem.Download(res, residual).Values());
+        };
+        const auto want = run(Ref(), false);
+        const auto got = run(*b, aliased);
+        const std::string what = GetParam() + " AddRmsNorm " + std::to_string(rows) + "x" + std::to_string(cols) +
+                                 (first ? " first" : "") + (aliased ? " out=hidden" : "");
+        ExpectClose(got.first, want.first, kFp32Tol, what + " out");
+        ExpectClose(got.second, want.second, kFp32Tol, what + " residual");
+      }
+}
+
+TEST_P(CudaOps, GatedRmsNormGroupsAndOutOverY) {
+  TARGET_OR_SKIP(GetParam(), b);
+  for (auto [rows, cols, groups] : {std::tuple<int64_t, int64_t, int64_t>{1, 128, 1}, {4, 1536, 1}, {3, 512, 8},
+                                    {17, 5120, 1}})
+    for (bool aliased : {false, true}) {
+      Rng rng(uint64_t(rows + cols + groups + aliased));
+      HostMat y = MakeHostMat(rows, cols, 0, 0);
+      rng.Fill(y, -2.0f, 2.0f);
+      HostMat z = MakeHostMat(rows, cols, 5, 9);  // a slice of a wider in_proj output
+      rng.Fill(z, -3.0f, 3.0f);
+      const HostMat out0 = MakeHostMat(rows, cols, 0, 0);
+      std::vector<float> w = rng.UniformVec(size_t(cols), 0.5f, 1.5f);
+      auto run = [&](Backend& be, bool alias) {
+        DeviceArena mem(be);
+        Mat yd = mem.Upload(y);
+        Mat out = alias ? yd : mem.Upload(out0);
+        be.GatedRmsNorm(yd, mem.Upload(z), be.PrepareWeight(F32View(w, Shape{cols}), WeightKind::kVector),
+                        cols / groups, 1e-5f, out);
+        return mem.Download(out, out0).Values();
+      };
+      ExpectClose(run(*b, aliased), run(Ref(), false), kFp32Tol,
+                  GetParam() + " GatedRmsNorm " + std::to_string(rows) + "x" + std::to_string(cols) + " g" +
+                      std::to_string(groups) + (aliased ? " out=y" : ""));
+    }
+}
+
+// ---- matmul in each mode ---------------------------------------------------------------------------
+
+struct MatMulRun {
+  std::vector<float> out;
+  HostMat out_mat;
+};
+
+MatMulRun RunMatMul(Backend& be, const HostMat& x, const StoredTensor& w, const HostMat& out0) {
+  DeviceArena mem(be);
+  Mat out = mem.Upload(out0);
+  be.MatMul(mem.Upload(x), be.PrepareWeight(w.view, WeightKind::kMatrix), out);
+  MatMulRun r;
+  r.out_mat = mem.Download(out, out0);
+  r.out = r.out_mat.Values();
+  return r;
+}
+
+// out = x w^T with both operands rounded to bf16 first, summed in double: what bf16 mode
+// computes, up to the order of its fp32 sums.
+std::vector<float> RoundedOracle(const HostMat& x, const std::vector<float>& w, int64_t n) {
+  std::vector<float> out;
+  for (int64_t r = 0; r < x.rows; ++r)
+    for (int64_t j = 0; j < n; ++j) {
+      double acc = 0.0;
+      for (int64_t k = 0; k < x.cols; ++k)
+        acc += double(BF16ToF32(F32ToBF16(x.at(r, k)))) * double(BF16ToF32(F32ToBF16(w[size_t(j * x.cols + k)])));
+      out.push_back(float(acc));
+    }
+  return out;
+}
+
+struct MatMulShape {
+  int64_t rows, k, n;
+};
+
+TEST(CudaMatMul, EveryModeAndWeightDtype) {
+  if (!Cuda(Mode::kFp32)) GTEST_SKIP() << "no CUDA device";
+  const MatMulShape shapes[] = {{1, 2560, 300}, {3, 768, 1000}, {70, 1000, 129}, {257, 2560, 520}, {2, 16, 1}};
+  for (const MatMulShape& s : shapes)
+    for (DType dtype : {DType::F32, DType::BF16, DType::F16}) {
+      Rng rng(uint64_t(s.rows * 31 + s.k * 7 + s.n + int(dtype)));
+      HostMat x = MakeHostMat(s.rows, s.k, 3, 5);
+      rng.Fill(x, -1.0f, 1.0f);
+      const float bound = 1.0f / std::sqrt(float(s.k));
+      StoredTensor w = Store(rng.UniformVec(size_t(s.n * s.k), -bound, bound), dtype, Shape{s.n, s.k});
+      std::vector<float> w_values(size_t(s.n * s.k));
+      for (size_t i = 0; i < w_values.size(); ++i) w_values[i] = LoadAsF32(w.view.data, dtype, i);
+      const HostMat out0 = MakeHostMat(s.rows, s.n, 2, 7);
+      const std::vector<float> want = RunMatMul(Ref(), x, w, out0).out;
+      const std::string what = "MatMul rows" + std::to_string(s.rows) + " k" + std::to_string(s.k) + " n" +
+                               std::to_string(s.n) + " " + DTypeName(dtype);
+      const MatMulRun fp32 = RunMatMul(*Cuda(Mode::kFp32), x, w, out0);
+      ExpectClose(fp32.out, want, kFp32Tol, "cuda fp32 " + what);
+      ExpectPaddingIntact(fp32.out_mat, "cuda fp32 " + what);
+      ExpectClose(RunMatMul(*Cuda(Mode::kTf32), x, w, out0).out, want, kTf32MatMulTol, "cuda tf32 " + what);
+      const MatMulRun bf16 = RunMatMul(*Cuda(Mode::kBf16), x, w, out0);
+      ExpectClose(bf16.out, want, kBf16MatMulTol, "cuda bf16 " + what);
+      ExpectClose(bf16.out, RoundedOracle(x, w_values, s.n), kRoundedOracleTol, "cuda bf16 vs rounded oracle " + what);
+      ExpectPaddingIntact(bf16.out_mat, "cuda bf16 " + what);
+    }
+}
+
+// The bf16 path's own kernels (weight conversion, activation packing) under the emulator.
+TEST(CudaMatMul, EmulatedBf16ConversionKernels) {
+  const MatMulShape shapes[] = {{1, 300, 40}, {5, 77, 33}};
+  for (const MatMulShape& s : shapes)
+    for (DType dtype : {DType::F32, DType::F16, DType::BF16}) {
+      Rng rng(uint64_t(s.rows + s.k + s.n + int(dtype)));
+      HostMat x = MakeHostMat(s.rows, s.k, 3, 5);
+      rng.Fill(x, -1.0f, 1.0f);
+      StoredTensor w = Store(rng.UniformVec(size_t(s.n * s.k), -0.1f, 0.1f), dtype, Shape{s.n, s.k});
+      std::vector<float> w_values(size_t(s.n * s.k));
+      for (size_t i = 0; i < w_values.size(); ++i) w_values[i] = LoadAsF32(w.view.data, dtype, i);
+      const HostMat out0 = MakeHostMat(s.rows, s.n, 2, 7);
+      const MatMulRun got = RunMatMul(*Emu(true), x, w, out0);
+      ExpectClose(got.out, RoundedOracle(x, w_values, s.n), kRoundedOracleTol,
+                  std::string("emu bf16 ") + DTypeName(dtype));
+      ExpectPaddingIntact(got.out_mat, "emu bf16 out");
+    }
+}
+
+// ---- conv ------------------------------------------------------------------------------------------
+
+struct ConvCase {
+  MixerShape shape;
+  int64_t n_seqs, seq_len;
+  bool bias, in_place;
+};
+
+TEST_P(CudaOps, ConvPrefillAndStep) {
+  TARGET_OR_SKIP(GetParam(), b);
+  std::vector<ConvCase> cases;
+  const MixerShape shapes[] = {{4, 16, 16, 1}, {8, 16, 128, 8}, {3, 16, 16, 1, 2}, {5, 16, 16, 1, 3}};
+  // Lengths around the kernel's 32-step time tiles and the conv width.
+  for (const auto& shape : shapes)
+    for (int64_t n_seqs : {1, 3})
+      for (int64_t len : {1, 2, 3, 4, 5, 31, 32, 33, 70}) cases.push_back({shape, n_seqs, len, true, false});
+  cases.push_back({shapes[0], 3, 9, false, false});
+  cases.push_back({shapes[0], 3, 1, false, true});
+  cases.push_back({shapes[1], 3, 40, true, true});
+  cases.push_back({shapes[1], 1, 2, true, true});
+  for (const ConvCase& c : cases) {
+    const MixerData d = MakeMixerData(c.shape, c.n_seqs, c.seq_len, 300 + uint64_t(c.seq_len * 5 + c.n_seqs));
+    const std::string what = GetParam() + " " + c.shape.str() + " s" + std::to_string(c.n_seqs) + " L" +
+                             std::to_string(c.seq_len) + (c.bias ? "" : " nobias") + (c.in_place ? " inplace" : "");
+    const ConvResult want = RunConv(Ref(), d, true, c.bias, false);
+    const ConvResult got = RunConv(*b, d, true, c.bias, c.in_place);
+    ExpectClose(got.out, want.out, kFp32Tol, what + " ConvPrefill out");
+    ExpectClose(got.conv_state, want.conv_state, kFp32Tol, what + " ConvPrefill state");
+    if (!c.in_place) ExpectPaddingIntact(got.out_mat, what + " ConvPrefill out");
+    if (c.seq_len == 1) {
+      const ConvResult want_step = RunConv(Ref(), d, false, c.bias, false);
+      const ConvResult got_step = RunConv(*b, d, false, c.bias, c.in_place);
+      ExpectClose(got_step.out, want_step.out, kFp32Tol, what + " ConvStep out");
+      ExpectClose(got_step.conv_state, want_step.conv_state, kFp32Tol, what + " ConvStep state");
+    }
+  }
+}
+
+// ---- scan ------------------------------------------------------------------------------------------
+
+struct ScanCase {
+  MixerShape shape;
+  int64_t n_seqs, seq_len, chunk;
+  bool strong_decay = false;
+  bool emu = true;  // small enough for the emulator
+};
+
+std::string ScanName(const ScanCase& c) {
+  return c.shape.str() + " s" + std::to_string(c.n_seqs) + " L" + std::to_string(c.seq_len) + " Q" +
+         std::to_string(c.chunk) + (c.strong_decay ? " strong" : "");
+}
+
+std::vector<ScanCase> ScanCases() {
+  std::vector<ScanCase> cases;
+  const MixerShape small[] = {{4, 16, 16, 1}, {4, 64, 128, 2}, {8, 16, 128, 8}, {6, 24, 40, 3}};
+  for (int64_t q : {8, 16, 64, 256})
+    for (int64_t len : {int64_t(1), q - 1, q, q + 1, 3 * q + 5})
+      for (size_t si = 0; si < std::size(small); ++si)
+        for (int64_t n_seqs : {1, 3}) {
+          if (len < 1) continue;
+          // The emulator takes the smaller shapes and lengths; the device all of them.
+          const bool emu = (si != 1 || len <= 64) && len * n_seqs <= 300;
+          cases.push_back({small[si], n_seqs, len, q, false, emu});
+        }
+  for (int64_t q : {16, 256}) cases.push_back({small[2], 3, 3 * q + 5, q, true, q == 16});
+  // Realistic heads: 130m (24 x 64, n 128) and 2.7b (80 x 64, n 128), g 1.
+  cases.push_back({{24, 64, 128, 1}, 2, 300, 256, false, false});
+  cases.push_back({{80, 64, 128, 1}, 1, 260, 256, false, false});
+  cases.push_back({{80, 64, 128, 1}, 4, 1, 256, false, false});
+  return cases;
+}
+
+TEST_P(CudaOps, SsdPrefillAndStep) {
+  TARGET_OR_SKIP(GetParam(), b);
+  const bool emu = GetParam() != "cuda";
+  for (const ScanCase& c : ScanCases()) {
+    if (emu && !c.emu) continue;
+    const MixerData d = MakeMixerData(c.shape, c.n_seqs, c.seq_len,
+                                      uint64_t(c.seq_len * 131 + c.chunk * 7 + c.n_seqs + c.shape.n_groups * 1000),
+                                      c.strong_decay);
+    const std::string what = GetParam() + " " + ScanName(c);
+    const ScanResult want = RunScan(Ref(), d, true, c.chunk);
+    const ScanResult got = RunScan(*b, d, true, c.chunk);
+    ExpectClose(got.y.Values(), want.y.Values(), kFp32Tol, what + " SsdPrefill y");
+    ExpectClose(got.ssm_state, want.ssm_state, kFp32Tol, what + " SsdPrefill ssm_state");
+    ExpectPaddingIntact(got.y, what + " SsdPrefill y");
+    if (c.seq_len == 1) {
+      const ScanResult want_step = RunScan(Ref(), d, false, 0);
+      const ScanResult got_step = RunScan(*b, d, false, 0);
+      ExpectClose(got_step.y.Values(), want_step.y.Values(), kFp32Tol, what + " SsmStep y");
+      ExpectClose(got_step.ssm_state, want_step.ssm_state, kFp32Tol, what + " SsmStep ssm_state");
+    }
+  }
+}
+
+// dt clamped from both sides (the config's dt_limit), and y written over x.
+TEST_P(CudaOps, SsdClampedDtAndYOverX) {
+  TARGET_OR_SKIP(GetParam(), b);
+  for (bool prefill : {true, false}) {
+    const MixerShape shape{4, 16, 32, 2};
+    const int64_t n_seqs = 3, len = prefill ? 37 : 1, chunk = 16;
+    const MixerData d = MakeMixerData(shape, n_seqs, len, 99 + uint64_t(prefill));
+    auto run = [&](Backend& be, bool y_over_x) {
+      MixerOnDevice dev(be, d);
+      dev.scan.dt_min = 0.01f;
+      dev.scan.dt_max = 0.05f;
+      const Mat y = y_over_x ? dev.scan.x : dev.y;
+      if (prefill)
+        be.SsdPrefill(dev.scan, n_seqs, len, dev.slots, d.dims, chunk, dev.ssm_state, y);
+      else
+        be.SsmStep(dev.scan, dev.slots, d.dims, dev.ssm_state, y);
+      HostMat y_host = y_over_x ? d.conv_out : dev.y_host;
+      if (y_over_x) y_host.cols = d.dims.d_inner;
+      return std::make_pair(dev.mem.Download(y, y_host).Values(),
+                            dev.mem.Download(dev.ssm_state, d.ssm_state.size()));
+    };
+    const auto want = run(Ref(), false);
+    const auto got = run(*b, true);
+    const std::string what = GetParam() + (prefill ? " SsdPrefill" : " SsmStep") + " clamped dt, y over x";
+    ExpectClose(got.first, want.first, kFp32Tol, what + " y");
+    ExpectClose(got.second, want.second, kFp32Tol, what + " ssm_state");
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Targets, CudaOps, ::testing::Values(std::string("cuda"), std::string("emu")), TargetName);
+
+}  // namespace
+}  // namespace mamba2::testing

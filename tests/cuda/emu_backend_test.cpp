@@ -1,0 +1,264 @@
+// The emulated CUDA backend (see emu_backend.h) and checks of the emulator itself: that it
+// computes block/warp reductions right and that its shuffled scheduling exposes a missing
+// barrier, which is what makes a pass of the kernels under it meaningful.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backend/host_backend.h"
+#include "core/dtype.h"
+#include "cuda/emu_backend.h"
+
+// Last: the emulator defines CUDA's keywords as macros for the kernel text that follows.
+#include "cuda/cuda_emu.h"
+#define M2_KERNEL_NS cuda_emu
+#include "backend/cuda/elementwise.cuh"
+#include "backend/cuda/ssd.cuh"
+
+namespace mamba2::cuda_emu {
+
+// Thread i publishes i*k in shared memory and reads its neighbour's value, with or without
+// the barrier in between.
+__global__ void NeighbourKernel(int k, bool barrier, int* out) {
+  __shared__ int slot[64];
+  const int i = int(threadIdx.x);
+  slot[i] = i * k;
+  if (barrier) __syncthreads();
+  out[i] = slot[(i + 1) % 64];
+}
+
+__global__ void SumKernel(float* out) {
+  const float s = BlockSum(float(threadIdx.x));
+  const float w = WarpSum(1.0f);
+  if (threadIdx.x == 0) out[blockIdx.x] = s;
+  if (threadIdx.x == 33) out[gridDim.x + blockIdx.x] = w;
+}
+
+}  // namespace mamba2::cuda_emu
+
+#undef __global__
+#undef __device__
+#undef __host__
+#undef __forceinline__
+#undef __shared__
+
+namespace mamba2::testing {
+namespace {
+
+namespace emu = ::mamba2::cuda_emu;
+
+int Code(DType t) {
+  switch (t) {
+    case DType::F32: return cuda_args::kF32;
+    case DType::F16: return cuda_args::kF16;
+    case DType::BF16: return cuda_args::kBF16;
+    default: break;
+  }
+  CHECK_MSG(false, "emu: unsupported dtype");
+  return -1;
+}
+
+// Dense host copy of a view.
+std::vector<float> Dense(const Mat& m) {
+  std::vector<float> v(size_t(m.rows * m.cols));
+  for (int64_t r = 0; r < m.rows; ++r) std::memcpy(v.data() + r * m.cols, m.row(r), size_t(m.cols) * sizeof(float));
+  return v;
+}
+
+bool Overlap(const Mat& a, const Mat& b) {
+  if (a.rows == 0 || b.rows == 0) return false;
+  const float* a1 = a.data + (a.rows - 1) * a.ld + a.cols;
+  const float* b1 = b.data + (b.rows - 1) * b.ld + b.cols;
+  return a.data < b1 && b.data < a1;
+}
+
+class EmuBackend final : public HostBackend {
+ public:
+  explicit EmuBackend(bool bf16) : bf16_(bf16) {}
+  std::string name() const override { return bf16_ ? "cuda-emu-bf16" : "cuda-emu"; }
+
+  void Fill(float* dst, float value, size_t n) override { emu::LaunchFill(dst, value, int64_t(n), nullptr); }
+
+  void Embed(const int32_t* ids, int64_t n, const TensorView& table, Mat out) override {
+    emu::LaunchEmbed(ids, n, table.data, Code(table.dtype), table.shape[1], out.data, out.ld, nullptr);
+  }
+
+  void AddRmsNorm(Mat hidden, Mat residual, bool first, const TensorView& weight, float eps, Mat out) override {
+    emu::LaunchAddRmsNorm(hidden.data, hidden.ld, residual.data, residual.ld, first, weight.as<float>(), eps,
+                          out.data, out.ld, hidden.rows, hidden.cols, nullptr);
+  }
+
+  void MatMul(Mat x, const TensorView& w, Mat out) override {
+    const int64_t N = w.shape[0], K = w.shape[1];
+    CHECK(x.cols == K && out.cols == N && out.rows == x.rows);
+    if (w.dtype == DType::BF16 && bf16_) {
+      // As cuBLAS: bf16 operands, exact products, fp32 sums.
+      std::vector<uint16_t> xb(size_t(x.rows * K));
+      emu::LaunchPackBf16(x.data, x.rows, K, x.ld, xb.data(), nullptr);
+      const auto* wb = w.as<uint16_t>();
+      for (int64_t r = 0; r < x.rows; ++r)
+        for (int64_t n = 0; n < N; ++n) {
+          float acc = 0.0f;
+          for (int64_t k = 0; k < K; ++k) acc += BF16ToF32(xb[size_t(r * K + k)]) * BF16ToF32(wb[n * K + k]);
+          out.row(r)[n] = acc;
+        }
+      return;
+    }
+    for (int64_t r = 0; r < x.rows; ++r)
+      for (int64_t n = 0; n < N; ++n) {
+        double acc = 0.0;
+        for (int64_t k = 0; k < K; ++k)
+          acc += double(x.row(r)[k]) * double(LoadAsF32(w.data, w.dtype, size_t(n * K + k)));
+        out.row(r)[n] = float(acc);
+      }
+  }
+
+  void ConvPrefill(Mat xbc, int64_t n_seqs, int64_t seq_len, const int32_t* slots, const MixerDims& dims,
+                   float* conv_state, const TensorView& weight, const TensorView& bias, Mat out) override {
+    std::vector<float> copy;
+    Mat in = xbc;
+    if (Overlap(xbc, out)) {
+      copy = Dense(xbc);
+      in = Mat{copy.data(), xbc.rows, xbc.cols, xbc.cols};
+    }
+    emu::LaunchConvPrefill(ConvArgs(in, n_seqs, seq_len, slots, dims, conv_state, weight, bias, out), nullptr);
+  }
+
+  void ConvStep(Mat xbc, const int32_t* slots, const MixerDims& dims, float* conv_state, const TensorView& weight,
+                const TensorView& bias, Mat out) override {
+    emu::LaunchConvStep(ConvArgs(xbc, xbc.rows, 1, slots, dims, conv_state, weight, bias, out), nullptr);
+  }
+
+  void SsdPrefill(const ScanInputs& in, int64_t n_seqs, int64_t seq_len, const int32_t* slots,
+                  const MixerDims& dims, int64_t chunk_size, float* ssm_state, Mat y) override {
+    std::vector<float> x_copy;
+    ScanInputs inputs = in;
+    if (Overlap(in.x, y)) {
+      x_copy = Dense(in.x);
+      inputs.x = Mat{x_copy.data(), in.x.rows, in.x.cols, in.x.cols};
+    }
+    cuda_args::ScanParams p = ScanArgs(inputs, dims, slots, ssm_state, y);
+    p.n_seqs = n_seqs;
+    p.seq_len = seq_len;
+    const cuda_args::SsdLayout layout =
+        cuda_args::PlanSsdScratch(n_seqs, seq_len, dims.n_heads, dims.head_dim, dims.d_state, chunk_size);
+    if (scratch_.size() < layout.bytes) scratch_.resize(layout.bytes);
+    // Poison: every scratch element a kernel reads must have been written by an earlier one.
+    std::fill(scratch_.begin(), scratch_.end(), 0xff);
+    emu::LaunchSsdPrefill(p, layout, cuda_args::CarveSsdScratch(scratch_.data(), layout), nullptr);
+  }
+
+  void SsmStep(const ScanInputs& in, const int32_t* slots, const MixerDims& dims, float* ssm_state,
+               Mat y) override {
+    cuda_args::ScanParams p = ScanArgs(in, dims, slots, ssm_state, y);
+    p.n_seqs = in.x.rows;
+    p.seq_len = 1;
+    emu::LaunchSsmStep(p, nullptr);
+  }
+
+  void GatedRmsNorm(Mat y, Mat z, const TensorView& weight, int64_t group_size, float eps, Mat out) override {
+    emu::LaunchGatedRmsNorm(y.data, y.ld, z.data, z.ld, weight.as<float>(), group_size, eps, out.data, out.ld, y.rows,
+                            y.cols, nullptr);
+  }
+
+ protected:
+  // As the CUDA backend: matrices become fp32, or bf16 in bf16 mode, through its kernels.
+  TensorView PrepareMatrix(const TensorView& host) override {
+    const int64_t n = host.numel();
+    if (bf16_) {
+      auto buf = std::make_unique<uint16_t[]>(size_t(n));
+      emu::LaunchToBf16(host.data, Code(host.dtype), buf.get(), n, nullptr);
+      TensorView v{buf.get(), DType::BF16, host.shape};
+      bf16_owned_.push_back(std::move(buf));
+      return v;
+    }
+    auto buf = std::make_unique<float[]>(size_t(n));
+    emu::LaunchToF32(host.data, Code(host.dtype), buf.get(), n, nullptr);
+    TensorView v{buf.get(), DType::F32, host.shape};
+    f32_owned_.push_back(std::move(buf));
+    return v;
+  }
+
+ private:
+  static cuda_args::ConvParams ConvArgs(Mat in, int64_t n_seqs, int64_t seq_len, const int32_t* slots,
+                                        const MixerDims& dims, float* conv_state, const TensorView& weight,
+                                        const TensorView& bias, Mat out) {
+    cuda_args::ConvParams p;
+    p.xbc = in.data;
+    p.xbc_ld = in.ld;
+    p.out = out.data;
+    p.out_ld = out.ld;
+    p.slots = slots;
+    p.conv_state = conv_state;
+    p.weight = weight.as<float>();
+    p.bias = bias.data ? bias.as<float>() : nullptr;
+    p.n_seqs = n_seqs;
+    p.seq_len = seq_len;
+    p.conv_dim = dims.conv_dim();
+    p.d_conv = dims.d_conv;
+    return p;
+  }
+
+  static cuda_args::ScanParams ScanArgs(const ScanInputs& in, const MixerDims& dims, const int32_t* slots,
+                                        float* ssm_state, Mat y) {
+    cuda_args::ScanParams p;
+    p.x = in.x.data;
+    p.x_ld = in.x.ld;
+    p.B = in.B.data;
+    p.B_ld = in.B.ld;
+    p.C = in.C.data;
+    p.C_ld = in.C.ld;
+    p.dt = in.dt.data;
+    p.dt_ld = in.dt.ld;
+    p.dt_bias = in.dt_bias.as<float>();
+    p.A_log = in.A_log.as<float>();
+    p.D = in.D.as<float>();
+    p.dt_min = in.dt_min;
+    p.dt_max = in.dt_max;
+    p.y = y.data;
+    p.y_ld = y.ld;
+    p.slots = slots;
+    p.ssm_state = ssm_state;
+    p.n_heads = dims.n_heads;
+    p.head_dim = dims.head_dim;
+    p.d_state = dims.d_state;
+    p.n_groups = dims.n_groups;
+    return p;
+  }
+
+  bool bf16_;
+  std::vector<unsigned char> scratch_;
+  std::vector<std::unique_ptr<uint16_t[]>> bf16_owned_;
+  std::vector<std::unique_ptr<float[]>> f32_owned_;
+};
+
+TEST(CudaEmulator, BlockAndWarpSums) {
+  std::vector<float> out(6, -1.0f);
+  emu::EmuLaunch(emu::SumKernel, emu::dim3(3), emu::dim3(256), out.data());
+  for (int b = 0; b < 3; ++b) {
+    EXPECT_EQ(out[size_t(b)], 255.0f * 256.0f / 2.0f) << "block sum, block " << b;
+    EXPECT_EQ(out[size_t(3 + b)], 32.0f) << "warp sum, block " << b;
+  }
+}
+
+TEST(CudaEmulator, ShuffledSchedulingExposesAMissingBarrier) {
+  int wrong_without = 0, wrong_with = 0;
+  for (int k = 1; k <= 4; ++k)
+    for (bool barrier : {false, true}) {
+      std::vector<int> out(64, -1);
+      emu::EmuLaunch(emu::NeighbourKernel, emu::dim3(1), emu::dim3(64), k, barrier, out.data());
+      for (int i = 0; i < 64; ++i)
+        if (out[size_t(i)] != ((i + 1) % 64) * k) ++(barrier ? wrong_with : wrong_without);
+    }
+  EXPECT_EQ(wrong_with, 0);
+  EXPECT_GT(wrong_without, 0) << "the emulator ran every thread in an order that hid the race";
+}
+
+}  // namespace
+
+std::unique_ptr<Backend> MakeEmuBackend(bool bf16_matmul) { return std::make_unique<EmuBackend>(bf16_matmul); }
+
+}  // namespace mamba2::testing
