@@ -57,22 +57,21 @@ Result<std::unique_ptr<Bpe>> Bpe::FromJson(const nlohmann::json& m) {
   if (!m.contains("vocab") || !m["vocab"].is_object()) return Status::Error("model: missing object \"vocab\"");
   if (!m.contains("merges") || !m["merges"].is_array()) return Status::Error("model: missing array \"merges\"");
   const auto& vocab = m["vocab"];
-  bpe->vocab_.reserve(vocab.size());
   for (auto it = vocab.begin(); it != vocab.end(); ++it) {
     if (!it.value().is_number_integer() || it.value().get<int64_t>() < 0 ||
         it.value().get<int64_t>() > INT32_MAX) {
       return Status::Error("model.vocab: entry " + Quoted(it.key()) + " has id " + it.value().dump() +
                            ", expected a non-negative 32-bit integer");
     }
-    bpe->vocab_[it.key()] = static_cast<int32_t>(it.value().get<int64_t>());
+    bpe->vocab_.Set(it.key(), static_cast<int32_t>(it.value().get<int64_t>()));
   }
 
   if (m.contains("unk_token") && !m["unk_token"].is_null()) {
     if (!m["unk_token"].is_string()) return Status::Error("model: \"unk_token\" must be null or a string");
     const std::string unk = m["unk_token"].get<std::string>();
-    auto it = bpe->vocab_.find(unk);
-    if (it == bpe->vocab_.end()) return Status::Error("model: unk_token " + Quoted(unk) + " is not in the vocab");
-    bpe->unk_id_ = it->second;
+    const int32_t* id = bpe->vocab_.Find(unk);
+    if (id == nullptr) return Status::Error("model: unk_token " + Quoted(unk) + " is not in the vocab");
+    bpe->unk_id_ = *id;
   }
 
   const auto& merges = m["merges"];
@@ -100,12 +99,12 @@ Result<std::unique_ptr<Bpe>> Bpe::FromJson(const nlohmann::json& m) {
                            e.dump());
     }
     auto find = [&](const std::string& t) -> Result<int32_t> {
-      auto it = bpe->vocab_.find(t);
-      if (it == bpe->vocab_.end()) {
+      const int32_t* id = bpe->vocab_.Find(t);
+      if (id == nullptr) {
         return Status::Error("model.merges[" + std::to_string(k) + "]: token " + Quoted(t) +
                              " is not in the vocab");
       }
-      return it->second;
+      return *id;
     };
     ASSIGN_OR_RETURN(const int32_t a_id, find(a));
     ASSIGN_OR_RETURN(const int32_t b_id, find(b));
@@ -118,8 +117,8 @@ Result<std::unique_ptr<Bpe>> Bpe::FromJson(const nlohmann::json& m) {
   for (int byte = 0; byte < 256; ++byte) {
     std::string ch;
     utf8::Append(ch, b2c[byte]);
-    auto it = bpe->vocab_.find(ch);
-    bpe->byte_ids_[byte] = it == bpe->vocab_.end() ? -1 : it->second;
+    const int32_t* id = bpe->vocab_.Find(ch);
+    bpe->byte_ids_[byte] = id == nullptr ? -1 : *id;
   }
   return bpe;
 }
@@ -129,9 +128,9 @@ void Bpe::Tokenize(std::string_view piece, bool byte_level, std::vector<int32_t>
   const bool cacheable = piece.size() < kMaxCachedPieceBytes;
   if (cacheable) {
     std::shared_lock lock(cache_mu_);
-    auto it = cache_.find(piece);
-    if (it != cache_.end()) {
-      out.insert(out.end(), it->second.begin(), it->second.end());
+    if (const IdSpan* hit = cache_.Find(piece)) {
+      const int32_t* ids = cache_ids_.data() + hit->off;
+      out.insert(out.end(), ids, ids + hit->len);
       return;
     }
   }
@@ -139,16 +138,22 @@ void Bpe::Tokenize(std::string_view piece, bool byte_level, std::vector<int32_t>
   Merge(piece, byte_level, out);
   if (cacheable) {
     std::unique_lock lock(cache_mu_);
-    if (cache_.size() >= kMaxCacheEntries) cache_.clear();
-    cache_.emplace(std::string(piece), std::vector<int32_t>(out.begin() + first, out.end()));
+    if (cache_.size() >= kMaxCacheEntries) {
+      cache_.Clear();
+      cache_ids_.clear();
+    }
+    if (cache_.Find(piece) == nullptr) {  // another thread may have added it meanwhile
+      cache_.Set(piece, IdSpan{static_cast<uint32_t>(cache_ids_.size()), static_cast<uint32_t>(out.size() - first)});
+      cache_ids_.insert(cache_ids_.end(), out.begin() + first, out.end());
+    }
   }
 }
 
 void Bpe::Merge(std::string_view piece, bool byte_level, std::vector<int32_t>& out) const {
   if (ignore_merges_) {
-    auto it = byte_level ? vocab_.find(byte_level::Encode(piece)) : vocab_.find(piece);
-    if (it != vocab_.end()) {
-      out.push_back(it->second);
+    const int32_t* id = byte_level ? vocab_.Find(byte_level::Encode(piece)) : vocab_.Find(piece);
+    if (id != nullptr) {
+      out.push_back(*id);
       return;
     }
   }
@@ -195,9 +200,9 @@ void Bpe::Merge(std::string_view piece, bool byte_level, std::vector<int32_t>& o
     while (i < piece.size()) {
       const size_t start = i;
       utf8::Next(piece, i);
-      auto it = vocab_.find(piece.substr(start, i - start));
-      if (it != vocab_.end()) {
-        push_known(it->second);
+      const int32_t* id = vocab_.Find(piece.substr(start, i - start));
+      if (id != nullptr) {
+        push_known(*id);
       } else {
         push_missing();
       }

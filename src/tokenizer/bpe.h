@@ -13,14 +13,11 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "core/status.h"
+#include "tokenizer/string_map.h"
 
 namespace mamba2 {
 
-struct StringHash {
-  using is_transparent = void;
-  size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
-};
-using VocabMap = std::unordered_map<std::string, int32_t, StringHash, std::equal_to<>>;
+using VocabMap = StringMap<int32_t>;
 
 class Bpe {
  public:
@@ -51,9 +48,14 @@ class Bpe {
   bool ignore_merges_ = false;
 
   // Words seen before, keyed by the piece as given to Tokenize (byte_level is fixed per
-  // tokenizer, so it need not be part of the key).
+  // tokenizer, so it need not be part of the key); values locate the ids in cache_ids_.
+  struct IdSpan {
+    uint32_t off;
+    uint32_t len;
+  };
   mutable std::shared_mutex cache_mu_;
-  mutable std::unordered_map<std::string, std::vector<int32_t>, StringHash, std::equal_to<>> cache_;
+  mutable StringMap<IdSpan> cache_;
+  mutable std::vector<int32_t> cache_ids_;
 };
 
 }  // namespace mamba2

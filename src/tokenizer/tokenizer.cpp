@@ -62,15 +62,15 @@ Status ParseAddedTokens(const nlohmann::json& root, const TextNormalizer& normal
     ASSIGN_OR_RETURN(tok.rstrip, flag("rstrip", false));
     ASSIGN_OR_RETURN(tok.normalized, flag("normalized", !tok.special));
     if (tok.content.empty()) continue;  // HF ignores empty added tokens
-    if (auto it = added_ids.find(tok.content); it != added_ids.end()) {
-      tok.id = it->second;
-    } else if (auto v = bpe.vocab().find(tok.content); v != bpe.vocab().end()) {
-      tok.id = v->second;
+    if (const int32_t* a = added_ids.Find(tok.content)) {
+      tok.id = *a;
+    } else if (const int32_t* v = bpe.vocab().Find(tok.content)) {
+      tok.id = *v;
     } else {
       tok.id = next_id++;
     }
     tok.match_text = tok.normalized && normalizer.enabled() ? normalizer.Apply(tok.content) : tok.content;
-    added_ids[tok.content] = tok.id;
+    added_ids.Set(tok.content, tok.id);
     if (auto s = slot_of_id.find(tok.id); s != slot_of_id.end()) {
       added[s->second] = std::move(tok);
     } else {
@@ -149,13 +149,12 @@ Result<Tokenizer> Tokenizer::FromJson(const nlohmann::json& root, const std::str
     impl->normalized_matcher.Build(&impl->added, /*normalized_pass=*/true);
 
     int32_t max_id = -1;
-    for (const auto& [tok, id] : impl->bpe->vocab()) max_id = std::max(max_id, id);
+    impl->bpe->vocab().ForEach([&](std::string_view, int32_t id) { max_id = std::max(max_id, id); });
     for (const AddedToken& t : impl->added) max_id = std::max(max_id, t.id);
     impl->vocab_size = max_id + 1;
     impl->token_bytes.assign(impl->vocab_size, std::string());
-    for (const auto& [tok, id] : impl->bpe->vocab()) {
-      impl->token_bytes[id] = byte_level::DecodeToken(tok);
-    }
+    impl->bpe->vocab().ForEach(
+        [&](std::string_view tok, int32_t id) { impl->token_bytes[id] = byte_level::DecodeToken(tok); });
     // An added token decodes from its content, which wins over a vocab entry of the same id
     // (HF tokenizers 0.22; 0.23 switched to the normalized form, which differs only for
     // added tokens that the normalizer changes).
@@ -233,8 +232,8 @@ std::string Tokenizer::Decode(const std::vector<int32_t>& ids) const {
 int32_t Tokenizer::vocab_size() const { return impl_->vocab_size; }
 
 std::optional<int32_t> Tokenizer::TokenId(std::string_view token) const {
-  if (auto it = impl_->added_ids.find(token); it != impl_->added_ids.end()) return it->second;
-  if (auto it = impl_->bpe->vocab().find(token); it != impl_->bpe->vocab().end()) return it->second;
+  if (const int32_t* id = impl_->added_ids.Find(token)) return *id;
+  if (const int32_t* id = impl_->bpe->vocab().Find(token)) return *id;
   return std::nullopt;
 }
 
