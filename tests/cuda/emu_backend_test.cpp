@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/cuda/views.h"
 #include "backend/host_backend.h"
 #include "core/dtype.h"
 #include "cuda/emu_backend.h"
@@ -68,13 +69,6 @@ std::vector<float> Dense(const Mat& m) {
   return v;
 }
 
-bool Overlap(const Mat& a, const Mat& b) {
-  if (a.rows == 0 || b.rows == 0) return false;
-  const float* a1 = a.data + (a.rows - 1) * a.ld + a.cols;
-  const float* b1 = b.data + (b.rows - 1) * b.ld + b.cols;
-  return a.data < b1 && b.data < a1;
-}
-
 class EmuBackend final : public HostBackend {
  public:
   explicit EmuBackend(bool bf16) : bf16_(bf16) {}
@@ -120,7 +114,7 @@ class EmuBackend final : public HostBackend {
                    float* conv_state, const TensorView& weight, const TensorView& bias, Mat out) override {
     std::vector<float> copy;
     Mat in = xbc;
-    if (Overlap(xbc, out)) {
+    if (cuda::MayOverlap(xbc, out)) {
       copy = Dense(xbc);
       in = Mat{copy.data(), xbc.rows, xbc.cols, xbc.cols};
     }
@@ -136,7 +130,7 @@ class EmuBackend final : public HostBackend {
                   const MixerDims& dims, int64_t chunk_size, float* ssm_state, Mat y) override {
     std::vector<float> x_copy;
     ScanInputs inputs = in;
-    if (Overlap(in.x, y)) {
+    if (cuda::MayOverlap(in.x, y)) {
       x_copy = Dense(in.x);
       inputs.x = Mat{x_copy.data(), in.x.rows, in.x.cols, in.x.cols};
     }

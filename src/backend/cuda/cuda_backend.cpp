@@ -16,9 +16,13 @@
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/views.h"
 
 namespace mamba2 {
 namespace {
+
+using cuda::MayOverlap;
+using cuda::SameView;
 
 void CheckCublas(cublasStatus_t s, const char* what, const char* file, int line) {
   if (s == CUBLAS_STATUS_SUCCESS) return;
@@ -38,31 +42,6 @@ int KernelDType(DType t) {
   CHECK_MSG(false, std::string("cuda: unsupported weight dtype ") + DTypeName(t));
   return -1;
 }
-
-// Whether two views can share an element. Views with one ld are compared exactly (column
-// slices of one matrix, like z and xBC, do not overlap); anything else by address range.
-bool MayOverlap(const Mat& a, const Mat& b) {
-  if (a.rows <= 0 || b.rows <= 0 || a.cols <= 0 || b.cols <= 0) return false;
-  const auto a0 = reinterpret_cast<uintptr_t>(a.data), b0 = reinterpret_cast<uintptr_t>(b.data);
-  const uintptr_t a1 = reinterpret_cast<uintptr_t>(a.data + (a.rows - 1) * a.ld + a.cols);
-  const uintptr_t b1 = reinterpret_cast<uintptr_t>(b.data + (b.rows - 1) * b.ld + b.cols);
-  if (a1 <= b0 || b1 <= a0) return false;
-  if (a.ld != b.ld) return true;
-  const int64_t diff_bytes = int64_t(b0) - int64_t(a0);
-  if (diff_bytes % int64_t(sizeof(float)) != 0) return true;
-  const int64_t diff = diff_bytes / int64_t(sizeof(float)), ld = a.ld;
-  int64_t q = diff / ld, rem = diff - q * ld;  // b starts at row q, column rem of a's grid
-  if (rem < 0) {
-    rem += ld;
-    --q;
-  }
-  if (rem + b.cols > ld) return true;  // b's rows wrap around a's rows
-  const bool rows = q < a.rows && q + b.rows > 0;
-  const bool cols = rem < a.cols;
-  return rows && cols;
-}
-
-bool SameView(const Mat& a, const Mat& b) { return a.data == b.data && a.ld == b.ld; }
 
 // Device memory that only grows; growing waits for queued work that may still read it.
 class Scratch {
@@ -94,6 +73,7 @@ class CudaBackend final : public Backend {
 
   ~CudaBackend() override {
     // Errors are ignored here: at process exit the driver may already be going away.
+    if (device_ != 0) cudaSetDevice(device_);
     if (stream_) cudaStreamSynchronize(stream_);
     for (void* p : owned_) cudaFree(p);
     if (cublas_) cublasDestroy(cublas_);
@@ -128,6 +108,7 @@ class CudaBackend final : public Backend {
 
   // ---- memory ---------------------------------------------------------------------------
   void* Alloc(size_t bytes) override {
+    Current();
     void* p = nullptr;
     const cudaError_t e = cudaMalloc(&p, bytes == 0 ? 256 : bytes);
     CHECK_MSG(e == cudaSuccess, "cuda: allocation of " + std::to_string(bytes) + " bytes on " + device_name_ +
@@ -136,6 +117,7 @@ class CudaBackend final : public Backend {
     return p;
   }
   void Free(void* p) override {
+    Current();
     if (!p) return;
     CUDA_CHECK(cudaStreamSynchronize(stream_));
     CUDA_CHECK(cudaFree(p));
@@ -143,18 +125,24 @@ class CudaBackend final : public Backend {
   // From pageable host memory the copy is staged before this returns, so the caller may reuse
   // its buffer at once.
   void CopyToDevice(void* dst, const void* host_src, size_t bytes) override {
+    Current();
     if (bytes) CUDA_CHECK(cudaMemcpyAsync(dst, host_src, bytes, cudaMemcpyHostToDevice, stream_));
   }
   void CopyToHost(void* host_dst, const void* src, size_t bytes) override {
+    Current();
     if (!bytes) return;
     CUDA_CHECK(cudaMemcpyAsync(host_dst, src, bytes, cudaMemcpyDeviceToHost, stream_));
     CUDA_CHECK(cudaStreamSynchronize(stream_));  // the caller reads host_dst next
   }
-  void Fill(float* dst, float value, size_t n) override { cuda::LaunchFill(dst, value, int64_t(n), stream_); }
+  void Fill(float* dst, float value, size_t n) override {
+    Current();
+    cuda::LaunchFill(dst, value, int64_t(n), stream_);
+  }
   void Sync() override { CUDA_CHECK(cudaStreamSynchronize(stream_)); }
 
   // Vectors become fp32; matrices fp32, or bf16 in bf16 mode. Converted on the device.
   TensorView PrepareWeight(const TensorView& host, WeightKind kind) override {
+    Current();
     const DType target = kind == WeightKind::kMatrix && mode_ == CudaMatMul::kBf16 ? DType::BF16 : DType::F32;
     const int64_t n = host.numel();
     TensorView v{nullptr, target, host.shape};
@@ -185,12 +173,14 @@ class CudaBackend final : public Backend {
 
   // ---- ops ------------------------------------------------------------------------------
   void Embed(const int32_t* ids, int64_t n, const TensorView& table, Mat out) override {
+    Current();
     const int64_t d = table.shape[1];
     CHECK(out.cols == d && out.rows >= n);
     cuda::LaunchEmbed(ids, n, table.data, KernelDType(table.dtype), d, out.data, out.ld, stream_);
   }
 
   void AddRmsNorm(Mat hidden, Mat residual, bool first, const TensorView& weight, float eps, Mat out) override {
+    Current();
     CHECK(weight.dtype == DType::F32 && residual.rows == hidden.rows && out.rows == hidden.rows);
     CHECK(residual.cols == hidden.cols && out.cols == hidden.cols && weight.numel() == hidden.cols);
     cuda::LaunchAddRmsNorm(hidden.data, hidden.ld, residual.data, residual.ld, first, weight.as<float>(), eps,
@@ -198,6 +188,7 @@ class CudaBackend final : public Backend {
   }
 
   void MatMul(Mat x, const TensorView& w, Mat out) override {
+    Current();
     const int64_t N = w.shape[0], K = w.shape[1];
     CHECK(x.cols == K && out.cols == N && out.rows == x.rows);
     if (x.rows == 0) return;
@@ -223,6 +214,7 @@ class CudaBackend final : public Backend {
 
   void ConvPrefill(Mat xbc, int64_t n_seqs, int64_t seq_len, const int32_t* slots, const MixerDims& dims,
                    float* conv_state, const TensorView& weight, const TensorView& bias, Mat out) override {
+    Current();
     CHECK(xbc.rows == n_seqs * seq_len && xbc.cols == dims.conv_dim() && out.rows == xbc.rows &&
           out.cols == xbc.cols);
     // Threads read inputs of other steps than they write: an aliased input goes aside first.
@@ -233,6 +225,7 @@ class CudaBackend final : public Backend {
 
   void ConvStep(Mat xbc, const int32_t* slots, const MixerDims& dims, float* conv_state, const TensorView& weight,
                 const TensorView& bias, Mat out) override {
+    Current();
     CHECK(xbc.cols == dims.conv_dim() && out.rows == xbc.rows && out.cols == xbc.cols);
     Mat in = xbc;
     if (!SameView(xbc, out) && MayOverlap(xbc, out)) in = Aside({xbc})[0];
@@ -241,6 +234,7 @@ class CudaBackend final : public Backend {
 
   void SsdPrefill(const ScanInputs& in, int64_t n_seqs, int64_t seq_len, const int32_t* slots,
                   const MixerDims& dims, int64_t chunk_size, float* ssm_state, Mat y) override {
+    Current();
     CHECK(in.x.rows == n_seqs * seq_len && y.rows == in.x.rows && y.cols == dims.d_inner);
     cuda_args::ScanParams p = ScanArgs(in, dims, slots, ssm_state, y, /*exact_alias_ok=*/false);
     p.n_seqs = n_seqs;
@@ -253,6 +247,7 @@ class CudaBackend final : public Backend {
 
   void SsmStep(const ScanInputs& in, const int32_t* slots, const MixerDims& dims, float* ssm_state,
                Mat y) override {
+    Current();
     CHECK(y.rows == in.x.rows && y.cols == dims.d_inner);
     cuda_args::ScanParams p = ScanArgs(in, dims, slots, ssm_state, y, /*exact_alias_ok=*/true);
     p.n_seqs = in.x.rows;
@@ -261,6 +256,7 @@ class CudaBackend final : public Backend {
   }
 
   void GatedRmsNorm(Mat y, Mat z, const TensorView& weight, int64_t group_size, float eps, Mat out) override {
+    Current();
     CHECK(z.rows == y.rows && z.cols == y.cols && out.rows == y.rows && out.cols == y.cols);
     CHECK(weight.dtype == DType::F32 && weight.numel() == y.cols);
     // Each thread reads y and z at the columns it writes; only a shifted overlap is unsafe.
@@ -276,6 +272,7 @@ class CudaBackend final : public Backend {
   }
 
   void CopySlot(float* state, int64_t slot_size, int32_t from, int32_t to) override {
+    Current();
     if (from == to || slot_size == 0) return;
     CUDA_CHECK(cudaMemcpyAsync(state + int64_t(to) * slot_size, state + int64_t(from) * slot_size,
                                size_t(slot_size) * sizeof(float), cudaMemcpyDeviceToDevice, stream_));
@@ -283,6 +280,12 @@ class CudaBackend final : public Backend {
 
  private:
   static constexpr size_t kWorkspaceBytes = size_t(32) << 20;  // cuBLAS' recommendation for Hopper
+
+  // The current device is per host thread and starts as 0: another device is made current on
+  // entry to each call (device 0 needs nothing, so the usual path makes no extra API call).
+  void Current() const {
+    if (device_ != 0) CUDA_CHECK(cudaSetDevice(device_));
+  }
 
   cuda_args::ConvParams ConvArgs(Mat in, int64_t n_seqs, int64_t seq_len, const int32_t* slots,
                                  const MixerDims& dims, float* conv_state, const TensorView& weight,
