@@ -1,0 +1,149 @@
+// The optimised host backend: the same ops as the reference backend, multi-threaded over one
+// persistent pool, SIMD inner loops, BLAS for prefill matmuls and the chunked SSD scan.
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <tuple>
+#include <vector>
+
+#include "backend/cpu/cpu_kernels.h"
+#include "backend/host_backend.h"
+#include "core/thread_pool.h"
+
+namespace mamba2 {
+namespace {
+
+struct AlignedFree {
+  void operator()(float* p) const { std::free(p); }
+};
+using AlignedBuffer = std::unique_ptr<float[], AlignedFree>;
+
+class CpuBackend final : public HostBackend {
+ public:
+  explicit CpuBackend(int n_threads) : pool_(n_threads) {}
+
+  std::string name() const override { return "cpu"; }
+
+  void Fill(float* dst, float value, size_t n) override {
+    pool_.ParallelFor(
+        int64_t(n), [&](int64_t b, int64_t e) { std::fill(dst + b, dst + e, value); }, 1 << 16);
+  }
+
+  void Embed(const int32_t* ids, int64_t n, const TensorView& table, Mat out) override {
+    const int64_t vocab = table.shape[0], d = table.shape[1];
+    CHECK(out.rows == n && out.cols == d);
+    pool_.ParallelFor(
+        n,
+        [&](int64_t i0, int64_t i1) {
+          for (int64_t i = i0; i < i1; ++i) {
+            const int64_t id = ids[i];
+            CHECK_MSG(id >= 0 && id < vocab, "Embed: token id out of range");
+            float* dst = out.row(i);
+            if (table.dtype == DType::F32) {
+              std::memcpy(dst, table.as<const float>() + id * d, size_t(d) * sizeof(float));
+            } else {
+              for (int64_t j = 0; j < d; ++j) dst[j] = LoadAsF32(table.data, table.dtype, size_t(id * d + j));
+            }
+          }
+        },
+        std::max<int64_t>(1, 8192 / std::max<int64_t>(1, d)));
+  }
+
+  void AddRmsNorm(Mat hidden, Mat residual, bool first, const TensorView& weight, float eps, Mat out) override {
+    CHECK(weight.dtype == DType::F32 && weight.numel() == hidden.cols);
+    cpu::AddRmsNorm(pool_, hidden, residual, first, weight.as<float>(), eps, out);
+  }
+
+  void MatMul(Mat x, const TensorView& w, Mat out) override {
+    CHECK_MSG(w.dtype == DType::F32, "cpu MatMul: weight not prepared (expected f32)");
+    CHECK(w.shape.ndim == 2);
+    cpu::MatMul(pool_, x, w.as<float>(), w.shape[0], w.shape[1], out);
+  }
+
+  void ConvPrefill(Mat xbc, int64_t n_seqs, int64_t seq_len, const int32_t* slots, const MixerDims& dims,
+                   float* conv_state, const TensorView& weight, const TensorView& bias, Mat out) override {
+    CHECK(weight.dtype == DType::F32 && weight.numel() == dims.conv_dim() * dims.d_conv);
+    cpu::CausalConv(pool_, xbc, n_seqs, seq_len, slots, dims, conv_state, weight.as<float>(),
+                    bias.data ? bias.as<float>() : nullptr, out);
+  }
+
+  void ConvStep(Mat xbc, const int32_t* slots, const MixerDims& dims, float* conv_state, const TensorView& weight,
+                const TensorView& bias, Mat out) override {
+    // A decode step is a prefill of length 1 per sequence.
+    ConvPrefill(xbc, xbc.rows, 1, slots, dims, conv_state, weight, bias, out);
+  }
+
+  void SsdPrefill(const ScanInputs& in, int64_t n_seqs, int64_t seq_len, const int32_t* slots,
+                  const MixerDims& dims, int64_t chunk_size, float* ssm_state, Mat y) override {
+    std::lock_guard<std::mutex> lock(scratch_mu_);
+    cpu::SsdChunked(pool_, in, n_seqs, seq_len, slots, dims, chunk_size, ssm_state, y, cb_scratch_);
+  }
+
+  void SsmStep(const ScanInputs& in, const int32_t* slots, const MixerDims& dims, float* ssm_state,
+               Mat y) override {
+    cpu::SsmStep(pool_, in, slots, dims, ssm_state, y);
+  }
+
+  void GatedRmsNorm(Mat y, Mat z, const TensorView& weight, int64_t group_size, float eps, Mat out) override {
+    CHECK(weight.dtype == DType::F32 && weight.numel() == y.cols);
+    cpu::GatedRmsNorm(pool_, y, z, weight.as<float>(), group_size, eps, out);
+  }
+
+ protected:
+  // f32 matrices are used in place (mmapped); f16/bf16 are widened once into a buffer owned
+  // here. The same stored tensor prepared twice (tied embedding / lm_head) shares one copy.
+  // Like the in-place f32 views, this assumes host tensors outlive the backend unchanged; the
+  // sampled fingerprint only guards against a freed tensor's address being reused.
+  TensorView PrepareMatrix(const TensorView& host) override {
+    if (host.dtype == DType::F32) return host;
+    CHECK_MSG(host.dtype == DType::F16 || host.dtype == DType::BF16 || host.dtype == DType::F64,
+              "cpu PrepareMatrix: matrices must be f32, f16, bf16 or f64");
+    std::lock_guard<std::mutex> lock(prepared_mu_);
+    const auto key = std::make_tuple(host.data, host.dtype, host.numel(), Fingerprint(host));
+    if (auto it = prepared_.find(key); it != prepared_.end()) return TensorView{it->second, DType::F32, host.shape};
+    const int64_t n = host.numel();
+    const size_t bytes = (size_t(n) * sizeof(float) + 63) / 64 * 64;
+    AlignedBuffer buf(static_cast<float*>(std::aligned_alloc(64, bytes == 0 ? 64 : bytes)));
+    CHECK_MSG(buf != nullptr, "out of host memory converting a weight matrix to f32");
+    float* dst = buf.get();
+    pool_.ParallelFor(
+        n,
+        [&](int64_t b, int64_t e) {
+          for (int64_t i = b; i < e; ++i) dst[i] = LoadAsF32(host.data, host.dtype, size_t(i));
+        },
+        1 << 16);
+    prepared_[key] = dst;
+    owned_.push_back(std::move(buf));
+    return TensorView{dst, DType::F32, host.shape};
+  }
+
+ private:
+  // FNV-1a over the bytes of up to 257 evenly spaced elements.
+  static uint64_t Fingerprint(const TensorView& t) {
+    const int64_t n = t.numel();
+    const size_t es = DTypeSize(t.dtype);
+    const auto* bytes = static_cast<const unsigned char*>(t.data);
+    uint64_t h = 1469598103934665603ull;
+    for (int64_t k = 0, samples = std::min<int64_t>(n, 257); k < samples; ++k) {
+      const int64_t i = samples > 1 ? k * (n - 1) / (samples - 1) : 0;
+      for (size_t b = 0; b < es; ++b) h = (h ^ bytes[size_t(i) * es + b]) * 1099511628211ull;
+    }
+    return h;
+  }
+
+  ThreadPool pool_;
+  std::mutex scratch_mu_;
+  std::vector<float> cb_scratch_;
+  std::mutex prepared_mu_;
+  std::map<std::tuple<void*, DType, int64_t, uint64_t>, float*> prepared_;
+  std::vector<AlignedBuffer> owned_;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> MakeCpuBackend(int n_threads) { return std::make_unique<CpuBackend>(n_threads); }
+
+}  // namespace mamba2

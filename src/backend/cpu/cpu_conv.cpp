@@ -1,0 +1,74 @@
+// Causal depthwise conv over the sequence (spec 2.2.3 and 3): vectorised across channels,
+// parallel over (sequence, channel block). A per-block ring of the last d_conv raw rows makes
+// the op safe when out aliases xbc and yields the new conv state directly.
+#include <algorithm>
+
+#include "backend/cpu/cpu_kernels.h"
+#include "backend/cpu/simd.h"
+
+namespace mamba2::cpu {
+namespace {
+
+constexpr int64_t kBlock = 64;   // channels per task piece, a multiple of every kLanes
+constexpr int64_t kMaxConv = 8;  // d_conv is 4 in every checkpoint
+
+void ConvBlock(const Mat& xbc, int64_t row0, int64_t seq_len, int64_t c0, int64_t nc, int64_t W, float* state,
+               const float* w, const float* bias, const Mat& out) {
+  // ring[(pos mod W)][c]: raw input of position pos (negative positions come from the state).
+  float ring[kMaxConv][kBlock];
+  float wt[kMaxConv][kBlock];  // [k][c]: transposed so the channel loop is contiguous
+  float b[kBlock];
+  for (int64_t c = 0; c < nc; ++c) {
+    for (int64_t k = 0; k < W; ++k) {
+      wt[k][c] = w[(c0 + c) * W + k];
+      ring[k][c] = state[(c0 + c) * W + k];  // position k - W, and (k - W) mod W == k
+    }
+    b[c] = bias ? bias[c0 + c] : 0.0f;
+  }
+  for (int64_t t = 0; t < seq_len; ++t) {
+    const float* src = xbc.row(row0 + t) + c0;
+    float* ring_t = ring[t % W];
+    std::copy(src, src + nc, ring_t);
+    const float* win[kMaxConv];  // win[k]: position t - W + 1 + k
+    for (int64_t k = 0; k < W; ++k) win[k] = ring[(t + 1 + k) % W];
+    float* dst = out.row(row0 + t) + c0;
+    for (int64_t c = 0; c < nc; c += kLanes) {
+      const int n = int(std::min<int64_t>(kLanes, nc - c));
+      Vf acc = LoadN(b + c, n);
+      for (int64_t k = 0; k < W; ++k) acc = Fma(LoadN(wt[k] + c, n), LoadN(win[k] + c, n), acc);
+      StoreN(dst + c, Silu(acc), n);
+    }
+  }
+  // The new state is the last W positions, seq_len - W .. seq_len - 1, oldest first.
+  for (int64_t k = 0; k < W; ++k) {
+    const float* r = ring[(seq_len + k) % W];
+    for (int64_t c = 0; c < nc; ++c) state[(c0 + c) * W + k] = r[c];
+  }
+}
+
+}  // namespace
+
+void CausalConv(ThreadPool& pool, Mat xbc, int64_t n_seqs, int64_t seq_len, const int32_t* slots,
+                const MixerDims& dims, float* conv_state, const float* w, const float* bias, Mat out) {
+  const int64_t W = dims.d_conv, conv_dim = dims.conv_dim();
+  CHECK_MSG(W >= 1 && W <= kMaxConv, "d_conv out of the supported range 1..8");
+  CHECK(xbc.cols == conv_dim && out.cols == conv_dim);
+  CHECK(xbc.rows == n_seqs * seq_len && out.rows == xbc.rows);
+  if (n_seqs == 0 || seq_len == 0) return;
+  const int64_t n_blocks = (conv_dim + kBlock - 1) / kBlock;
+  // Short sequences (decode) are cheap per block; group several blocks per piece.
+  const int64_t min_chunk = std::max<int64_t>(1, 16 / std::max<int64_t>(1, seq_len));
+  pool.ParallelFor(
+      n_seqs * n_blocks,
+      [&](int64_t t0, int64_t t1) {
+        for (int64_t t = t0; t < t1; ++t) {
+          const int64_t s = t / n_blocks, blk = t % n_blocks;
+          const int64_t c0 = blk * kBlock, nc = std::min(kBlock, conv_dim - c0);
+          float* state = conv_state + int64_t(slots[s]) * dims.conv_state_size();
+          ConvBlock(xbc, s * seq_len, seq_len, c0, nc, W, state, w, bias, out);
+        }
+      },
+      min_chunk);
+}
+
+}  // namespace mamba2::cpu

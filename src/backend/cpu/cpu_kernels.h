@@ -1,0 +1,47 @@
+// The cpu backend's kernels, each parallel over the given pool. Weights are fp32 here (the
+// backend converts other dtypes once when preparing them). Shapes are as in backend.h.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "backend/backend.h"
+#include "core/thread_pool.h"
+
+namespace mamba2::cpu {
+
+// out = x @ w^T; w [n, k] row-major fp32. Few rows: a threaded GEMV that streams w once.
+// Many rows: tiles of BLAS sgemm (oneDNN when built with it), one tile per thread.
+void MatMul(ThreadPool& pool, Mat x, const float* w, int64_t n, int64_t k, Mat out);
+
+// Rows up to this count take the GEMV path.
+constexpr int64_t kGemvMaxRows = 8;
+
+// Causal depthwise conv + bias + SiLU of n_seqs sequences of seq_len rows; sequence s uses and
+// updates the conv state of slots[s]. out may alias xbc. w [conv_dim, d_conv]; bias may be null.
+void CausalConv(ThreadPool& pool, Mat xbc, int64_t n_seqs, int64_t seq_len, const int32_t* slots,
+                const MixerDims& dims, float* conv_state, const float* w, const float* bias, Mat out);
+
+// Chunked SSD (spec 2.3) of n_seqs sequences of seq_len rows, starting from and updating the
+// states of `slots`. cb_scratch is reused between calls. y may alias in.x.
+void SsdChunked(ThreadPool& pool, const ScanInputs& in, int64_t n_seqs, int64_t seq_len,
+                const int32_t* slots, const MixerDims& dims, int64_t chunk_size, float* ssm_state, Mat y,
+                std::vector<float>& cb_scratch);
+
+// One recurrence step per row (row i belongs to slots[i]).
+void SsmStep(ThreadPool& pool, const ScanInputs& in, const int32_t* slots, const MixerDims& dims,
+             float* ssm_state, Mat y);
+
+void AddRmsNorm(ThreadPool& pool, Mat hidden, Mat residual, bool first, const float* w, float eps, Mat out);
+void GatedRmsNorm(ThreadPool& pool, Mat y, Mat z, const float* w, int64_t group_size, float eps, Mat out);
+
+// dt of spec 2.2.6: softplus(raw + bias) (linear above 20), clamped to [dt_min, dt_max].
+inline float DtValue(float raw, float bias, float dt_min, float dt_max) {
+  const float v = raw + bias;
+  float dt = v > 20.0f ? v : std::log1p(std::exp(v));
+  if (dt < dt_min) dt = dt_min;
+  if (dt > dt_max) dt = dt_max;
+  return dt;
+}
+}  // namespace mamba2::cpu
