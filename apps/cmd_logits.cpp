@@ -50,7 +50,7 @@ int RunLogits(const LogitsArgs& a) {
   auto model = Mamba2Model::Load(a.dir, backend->get(), opt);
   if (!model.ok()) return Fail(model.status());
   const int64_t V = (*model)->config().vocab_rows;
-  std::vector<float> logits(size_t(n * V));  // [n_tokens, vocab_rows]
+  std::vector<float> logits(static_cast<size_t>(n * V));  // [n_tokens, vocab_rows]
   const int32_t slot = 0;
   Status st = (*model)->Prefill(std::span<const int32_t>(ids->data(), size_t(k)), {&slot, 1}, LogitsMode::kAll,
                                 logits.data());

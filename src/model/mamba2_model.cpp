@@ -161,7 +161,7 @@ Status Mamba2Model::Prefill(std::span<const int32_t> tokens, std::span<const int
   piece = std::min(piece, seq_len);
   EnsureWorkspace(n_seqs * piece);
   backend_->CopyToDevice(slots_, slots.data(), slots.size() * sizeof(int32_t));
-  std::vector<int32_t> ids(size_t(n_seqs * piece));
+  std::vector<int32_t> ids(static_cast<size_t>(n_seqs * piece));
   const int64_t V = config_.vocab_rows;
   for (int64_t start = 0; start < seq_len; start += piece) {
     const int64_t len = std::min(piece, seq_len - start);

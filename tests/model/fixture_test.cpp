@@ -42,7 +42,7 @@ TEST_P(FixtureLogits, MatchFloat64Reference) {
     const int64_t n = int64_t(ids.size());
     // Whole prefill, and prefill of about half then step for the rest.
     for (int64_t k : {n, std::max<int64_t>(1, n / 2)}) {
-      std::vector<float> got(size_t(n * V));
+      std::vector<float> got(static_cast<size_t>(n * V));
       const int32_t slot = 0;
       (*model)->ResetSlot(slot);
       ASSERT_TRUE((*model)->Prefill({ids.data(), size_t(k)}, {&slot, 1}, LogitsMode::kAll, got.data()).ok());

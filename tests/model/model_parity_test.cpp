@@ -25,7 +25,7 @@ struct Case {
 
 std::vector<int32_t> RandomIds(int64_t n, int64_t vocab, uint64_t seed) {
   std::mt19937_64 rng(seed);
-  std::vector<int32_t> ids(size_t(n));
+  std::vector<int32_t> ids(static_cast<size_t>(n));
   for (auto& id : ids) id = int32_t(rng() % uint64_t(vocab));
   return ids;
 }
@@ -33,7 +33,7 @@ std::vector<int32_t> RandomIds(int64_t n, int64_t vocab, uint64_t seed) {
 // Logits of every position: the first k tokens by prefill, the rest by step.
 std::vector<float> RunLogits(Mamba2Model& m, const std::vector<int32_t>& ids, int64_t k) {
   const int64_t V = m.config().vocab_rows, n = int64_t(ids.size());
-  std::vector<float> logits(size_t(n * V));
+  std::vector<float> logits(static_cast<size_t>(n * V));
   const int32_t slot = 0;
   m.ResetSlot(slot);
   Status st = m.Prefill({ids.data(), size_t(k)}, {&slot, 1}, LogitsMode::kAll, logits.data());
@@ -125,11 +125,11 @@ TEST(ModelBatch, BatchedPrefillAndStepMatchSingleSequences) {
     flat.insert(flat.end(), seqs.back().begin(), seqs.back().begin() + L);
   }
   for (int32_t slot : slots) (*m)->ResetSlot(slot);
-  std::vector<float> last(size_t(3 * V));
+  std::vector<float> last(static_cast<size_t>(3 * V));
   ASSERT_TRUE((*m)->Prefill(flat, slots, LogitsMode::kLast, last.data()).ok());
   std::vector<std::vector<float>> batched(3);
   for (int s = 0; s < 3; ++s) batched[size_t(s)].assign(last.begin() + s * V, last.begin() + (s + 1) * V);
-  std::vector<float> step_logits(size_t(3 * V));
+  std::vector<float> step_logits(static_cast<size_t>(3 * V));
   for (int64_t t = L; t < L + 4; ++t) {
     std::vector<int32_t> toks = {seqs[0][size_t(t)], seqs[1][size_t(t)], seqs[2][size_t(t)]};
     ASSERT_TRUE((*m)->Step(toks, slots, step_logits.data()).ok());
