@@ -2,7 +2,9 @@
 // one-token recurrence for decode (spec 3). All inner loops are "y += coeff[s] * row_s" over
 // contiguous rows (see AccumRows), i.e. small matmuls written so that they vectorise.
 #include <algorithm>
+#include <array>
 #include <cmath>
+#include <utility>
 #include <vector>
 
 #include "backend/cpu/cpu_kernels.h"
@@ -14,54 +16,78 @@ namespace {
 // Larger chunk hints are capped: the intra-chunk work grows with Q^2 and gains nothing.
 constexpr int64_t kMaxChunk = 512;
 
-// y[0..NV*kLanes) += sum_s coeff[s] * X[s*ldx + ...]; the last vector holds `tail` lanes.
-template <int NV, bool kFull>
-void AccumTile(const float* coeff, int64_t count, const float* X, int64_t ldx, float* y, int tail) {
-  Vf acc[NV];
-  for (int v = 0; v < NV - 1; ++v) acc[v] = Load(y + v * kLanes);
-  acc[NV - 1] = kFull ? Load(y + (NV - 1) * kLanes) : LoadN(y + (NV - 1) * kLanes, tail);
-  for (int64_t s = 0; s < count; ++s) {
-    const Vf c = Set1(coeff[s]);
-    const float* xs = X + s * ldx;
-    for (int v = 0; v < NV - 1; ++v) acc[v] = Fma(c, Load(xs + v * kLanes), acc[v]);
-    const Vf last = kFull ? Load(xs + (NV - 1) * kLanes) : LoadN(xs + (NV - 1) * kLanes, tail);
-    acc[NV - 1] = Fma(c, last, acc[NV - 1]);
+// Accumulator registers a tile may use: half the vector register file.
+constexpr int kAccRegs = kLanes >= 16 ? 16 : 8;
+// Rows of y updated together; each loaded X vector then feeds kMaxRows FMAs.
+constexpr int kMaxRows = 4;
+
+// For r < R: y[r][0..NV*kLanes) += sum_s coeff[r][s] * X[s*ldx + ...]; the last vector holds
+// `tail` lanes.
+template <int R, int NV, bool kFull>
+void AccumTile(const float* const* coeff, int64_t count, const float* X, int64_t ldx, float* const* y, int tail) {
+  Vf acc[R][NV];
+  for (int r = 0; r < R; ++r) {
+    for (int v = 0; v < NV - 1; ++v) acc[r][v] = Load(y[r] + v * kLanes);
+    acc[r][NV - 1] = kFull ? Load(y[r] + (NV - 1) * kLanes) : LoadN(y[r] + (NV - 1) * kLanes, tail);
   }
-  for (int v = 0; v < NV - 1; ++v) Store(y + v * kLanes, acc[v]);
-  if (kFull)
-    Store(y + (NV - 1) * kLanes, acc[NV - 1]);
-  else
-    StoreN(y + (NV - 1) * kLanes, acc[NV - 1], tail);
+  for (int64_t s = 0; s < count; ++s) {
+    const float* xs = X + s * ldx;
+    Vf xv[NV];
+    for (int v = 0; v < NV - 1; ++v) xv[v] = Load(xs + v * kLanes);
+    xv[NV - 1] = kFull ? Load(xs + (NV - 1) * kLanes) : LoadN(xs + (NV - 1) * kLanes, tail);
+    for (int r = 0; r < R; ++r) {
+      const Vf c = Set1(coeff[r][s]);
+      for (int v = 0; v < NV; ++v) acc[r][v] = Fma(c, xv[v], acc[r][v]);
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    for (int v = 0; v < NV - 1; ++v) Store(y[r] + v * kLanes, acc[r][v]);
+    if (kFull)
+      Store(y[r] + (NV - 1) * kLanes, acc[r][NV - 1]);
+    else
+      StoreN(y[r] + (NV - 1) * kLanes, acc[r][NV - 1], tail);
+  }
 }
 
-using AccumFn = void (*)(const float*, int64_t, const float*, int64_t, float*, int);
+using AccumFn = void (*)(const float* const*, int64_t, const float*, int64_t, float* const*, int);
 
-template <int NV>
-AccumFn PickTile(bool full) {
-  return full ? &AccumTile<NV, true> : &AccumTile<NV, false>;
+template <int R>
+constexpr int MaxVecs() {
+  return std::min(8, kAccRegs / R);
 }
 
-// y[0..width) += sum_{s < count} coeff[s] * X[s*ldx + 0..width): the product of a row vector
-// and a row-major matrix, register-blocked over up to 8 vectors of y.
-void AccumRows(const float* coeff, int64_t count, const float* X, int64_t ldx, int64_t width, float* y) {
-  constexpr int64_t kTile = 8 * kLanes;
+// [0, MaxVecs) full tiles of nv = i + 1 vectors, then [MaxVecs, 2 MaxVecs) partial ones.
+template <int R, int... I>
+constexpr std::array<AccumFn, 2 * sizeof...(I)> TileTable(std::integer_sequence<int, I...>) {
+  return {&AccumTile<R, I + 1, true>..., &AccumTile<R, I + 1, false>...};
+}
+
+template <int R>
+void AccumRowsR(const float* const* coeff, int64_t count, const float* X, int64_t ldx, int64_t width,
+                float* const* y) {
+  constexpr int kNv = MaxVecs<R>();
+  static constexpr auto kTable = TileTable<R>(std::make_integer_sequence<int, kNv>{});
+  constexpr int64_t kTile = kNv * kLanes;
+  float* yt[R];
   for (int64_t j0 = 0; j0 < width; j0 += kTile) {
     const int64_t w = std::min(kTile, width - j0);
     const int nv = int((w + kLanes - 1) / kLanes);
     const int tail = int(w - (nv - 1) * kLanes);
-    const bool full = tail == kLanes;
-    AccumFn fn = nullptr;
-    switch (nv) {
-      case 1: fn = PickTile<1>(full); break;
-      case 2: fn = PickTile<2>(full); break;
-      case 3: fn = PickTile<3>(full); break;
-      case 4: fn = PickTile<4>(full); break;
-      case 5: fn = PickTile<5>(full); break;
-      case 6: fn = PickTile<6>(full); break;
-      case 7: fn = PickTile<7>(full); break;
-      default: fn = PickTile<8>(full); break;
-    }
-    fn(coeff, count, X + j0, ldx, y + j0, tail);
+    for (int r = 0; r < R; ++r) yt[r] = y[r] + j0;
+    kTable[size_t((tail == kLanes ? 0 : kNv) + nv - 1)](coeff, count, X + j0, ldx, yt, tail);
+  }
+}
+
+// For r < rows (1..kMaxRows): y[r][0..width) += sum_{s < count} coeff[r][s] * X[s*ldx + 0..width),
+// i.e. a few rows of a small matmul against a row-major X, register-blocked over rows and width.
+void AccumRows(int rows, const float* const* coeff, int64_t count, const float* X, int64_t ldx, int64_t width,
+               float* const* y) {
+  switch (rows) {
+    case 1: return AccumRowsR<1>(coeff, count, X, ldx, width, y);
+    case 2: return AccumRowsR<2>(coeff, count, X, ldx, width, y);
+    case 3: return AccumRowsR<3>(coeff, count, X, ldx, width, y);
+    case 4: return AccumRowsR<4>(coeff, count, X, ldx, width, y);
+    default: CHECK_MSG(false, "AccumRows: 1..4 rows");
   }
 }
 
@@ -77,7 +103,7 @@ struct ChunkScratch {
   std::vector<double> acum;             // [Q] cumulative dt*A within the chunk
   std::vector<float> acum_hi, acum_lo;  // [Q] acum split into two floats (see DiagCoeffs)
   std::vector<float> dt;                // [Q]
-  std::vector<float> coeff;             // [max(Q, n)]
+  std::vector<float> coeff;             // [kMaxRows, max(Q, n)] coefficients of a block of rows
   std::vector<float> y;                 // [Q, p]
   std::vector<float> ht;                // [n, p] the incoming state, transposed
   std::vector<float> xw;                // [p, Q] decay- and dt-weighted x, transposed
@@ -90,7 +116,7 @@ struct ChunkScratch {
     grow(acum_hi, q);
     grow(acum_lo, q);
     grow(dt, q);
-    grow(coeff, std::max(q, n));
+    grow(coeff, kMaxRows * std::max(q, n));
     grow(y, q * p);
     grow(ht, n * p);
     grow(xw, p * q);
@@ -154,20 +180,38 @@ void ChunkHead(const ScanParams& sp, int64_t seq, int64_t hh, int64_t c0, int64_
   // Skip term, then the contribution of the incoming state: exp(Acum_l) * (H . C_l).
   for (int64_t i = 0; i < p; ++i)
     for (int64_t k = 0; k < n; ++k) ws.ht[k * p + i] = h[i * n + k];
-  for (int64_t l = 0; l < q; ++l) {
-    const float* xl = x0 + l * in.x.ld;
-    float* yl = y + l * p;
-    for (int64_t i = 0; i < p; ++i) yl[i] = D * xl[i];
-    const float decay = float(std::exp(ws.acum[l]));
-    const float* cl = in.C.row(row0 + l) + g * n;
-    for (int64_t k = 0; k < n; ++k) ws.coeff[k] = decay * cl[k];
-    AccumRows(ws.coeff.data(), n, ws.ht.data(), p, p, yl);
+  const int64_t ldc = std::max(q, n);  // row stride of ws.coeff
+  const float* coeff[kMaxRows];
+  float* rows[kMaxRows];
+  for (int r = 0; r < kMaxRows; ++r) coeff[r] = ws.coeff.data() + r * ldc;
+  for (int64_t l0 = 0; l0 < q; l0 += kMaxRows) {
+    const int nr = int(std::min<int64_t>(kMaxRows, q - l0));
+    for (int r = 0; r < nr; ++r) {
+      const int64_t l = l0 + r;
+      const float* xl = x0 + l * in.x.ld;
+      rows[r] = y + l * p;
+      for (int64_t i = 0; i < p; ++i) rows[r][i] = D * xl[i];
+      const float decay = float(std::exp(ws.acum[l]));
+      const float* cl = in.C.row(row0 + l) + g * n;
+      float* cr = ws.coeff.data() + r * ldc;
+      for (int64_t k = 0; k < n; ++k) cr[k] = decay * cl[k];
+    }
+    AccumRows(nr, coeff, n, ws.ht.data(), p, p, rows);
   }
 
-  // Intra-chunk term: the decay-masked CB^T times dt*x.
-  for (int64_t l = 0; l < q; ++l) {
-    DiagCoeffs(cb + l * ldcb, ws.acum_hi.data(), ws.acum_lo.data(), ws.dt.data(), l, ws.coeff.data());
-    AccumRows(ws.coeff.data(), l + 1, x0, in.x.ld, p, y + l * p);
+  // Intra-chunk term: the decay-masked CB^T times dt*x. A block of rows runs to the last row's
+  // diagonal; the earlier rows' coefficients past their own diagonal are zero.
+  for (int64_t l0 = 0; l0 < q; l0 += kMaxRows) {
+    const int nr = int(std::min<int64_t>(kMaxRows, q - l0));
+    const int64_t count = l0 + nr;
+    for (int r = 0; r < nr; ++r) {
+      const int64_t l = l0 + r;
+      float* cr = ws.coeff.data() + r * ldc;
+      DiagCoeffs(cb + l * ldcb, ws.acum_hi.data(), ws.acum_lo.data(), ws.dt.data(), l, cr);
+      std::fill(cr + l + 1, cr + count, 0.0f);
+      rows[r] = y + l * p;
+    }
+    AccumRows(nr, coeff, count, x0, in.x.ld, p, rows);
   }
 
   // State after the chunk: H = exp(Acum_last) H + sum_s exp(Acum_last - Acum_s) dt_s x_s (x) B_s.
@@ -178,10 +222,15 @@ void ChunkHead(const ScanParams& sp, int64_t seq, int64_t hh, int64_t c0, int64_
     for (int64_t i = 0; i < p; ++i) ws.xw[i * q + s] = w * xs[i];
   }
   const float decay_last = float(std::exp(last));
-  for (int64_t i = 0; i < p; ++i) {
-    float* hi = h + i * n;
-    Scale(hi, decay_last, n);
-    AccumRows(ws.xw.data() + i * q, q, b0, in.B.ld, n, hi);
+  Scale(h, decay_last, p * n);
+  for (int64_t i0 = 0; i0 < p; i0 += kMaxRows) {
+    const int nr = int(std::min<int64_t>(kMaxRows, p - i0));
+    const float* xw[kMaxRows];
+    for (int r = 0; r < nr; ++r) {
+      xw[r] = ws.xw.data() + (i0 + r) * q;
+      rows[r] = h + (i0 + r) * n;
+    }
+    AccumRows(nr, xw, q, b0, in.B.ld, n, rows);
   }
 
   // Written last, after every read of this chunk's x, so y may alias x.
