@@ -44,7 +44,10 @@ Status WeightStore::Add(TensorSet set) {
 Status WeightStore::AddFile(const std::string& path) {
   ASSIGN_OR_RETURN(MappedFile f, MappedFile::Open(path));
   // torch.save before 1.6 (or with _use_new_zipfile_serialization=False) writes a bare pickle.
-  if (f.size() >= 2 && f.data()[0] == 0x80 && f.data()[1] <= 5)
+  // A safetensors header length can start with the same two bytes (e.g. 640 = 0x80 0x02), so
+  // a file whose JSON header opens at byte 8 is safetensors whatever its first bytes are.
+  const bool safetensors_header = f.size() >= 9 && f.data()[8] == '{';
+  if (!safetensors_header && f.size() >= 2 && f.data()[0] == 0x80 && f.data()[1] <= 5)
     return Status::Error(path + ": legacy (pre-1.6, non-zip) torch.save format is not supported; re-save it with "
                                 "torch >= 1.6 or convert it to safetensors");
   Result<TensorSet> set = IsZip(f) ? ResolveTorchZip(f.data(), f.size(), path)
