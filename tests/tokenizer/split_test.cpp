@@ -41,7 +41,8 @@ TEST(Gpt2Split, AgreesWithPcre2) {
   // The HF case list, minus U+180E: PCRE2's \s counts it, Oniguruma's does not.
   std::string raw, err;
   ASSERT_TRUE(testing::ReadWholeFile(testing::TokenizerDataPath("neox_cases.json"), &raw, &err)) << err;
-  for (const auto& c : nlohmann::json::parse(raw)["cases"]) {
+  const nlohmann::json cases = nlohmann::json::parse(raw)["cases"];
+  for (const auto& c : cases) {
     const std::string t = c["text"].get<std::string>();
     if (t.find("\xE1\xA0\x8E") == std::string::npos) texts.push_back(t);
   }
