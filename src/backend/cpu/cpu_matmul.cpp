@@ -14,54 +14,66 @@
 namespace mamba2::cpu {
 namespace {
 
-// out[r][j] = x[r] . w[j] for j in [n0, n1), R rows at once, two weight rows per step so
-// that each loaded x vector feeds 2 FMAs.
-template <int R>
+// How far ahead (in floats) of the current position each weight row is prefetched: decode is
+// bound by streaming w from DRAM, and a few explicit prefetches per row keep enough lines in flight.
+constexpr int64_t kPrefetchAhead = 512;
+
+// out[r][j] = x[r] . w[j] for j in [n0, n1): R rows of x against NW weight rows at a time, so
+// each x vector loaded feeds NW FMAs and NW weight streams are in flight together.
+template <int R, int NW>
 void GemvTile(const float* const* xr, const float* w, int64_t k, int64_t n0, int64_t n1, float* const* outr) {
   int64_t j = n0;
-  for (; j + 2 <= n1; j += 2) {
-    const float* w0 = w + j * k;
-    const float* w1 = w0 + k;
-    Vf a0[R], a1[R];
-    for (int r = 0; r < R; ++r) a0[r] = a1[r] = Zero();
+  for (; j + NW <= n1; j += NW) {
+    const float* wr[NW];
+    for (int q = 0; q < NW; ++q) wr[q] = w + (j + q) * k;
+    Vf acc[NW][R];
+    for (int q = 0; q < NW; ++q)
+      for (int r = 0; r < R; ++r) acc[q][r] = Zero();
     int64_t i = 0;
     for (; i + kLanes <= k; i += kLanes) {
-      const Vf v0 = Load(w0 + i), v1 = Load(w1 + i);
+      Vf wv[NW];
+      for (int q = 0; q < NW; ++q) {
+        Prefetch(wr[q] + i + kPrefetchAhead);
+        wv[q] = Load(wr[q] + i);
+      }
       for (int r = 0; r < R; ++r) {
         const Vf xv = Load(xr[r] + i);
-        a0[r] = Fma(xv, v0, a0[r]);
-        a1[r] = Fma(xv, v1, a1[r]);
+        for (int q = 0; q < NW; ++q) acc[q][r] = Fma(xv, wv[q], acc[q][r]);
       }
     }
     if (i < k) {
       const int t = int(k - i);
-      const Vf v0 = LoadN(w0 + i, t), v1 = LoadN(w1 + i, t);
+      Vf wv[NW];
+      for (int q = 0; q < NW; ++q) wv[q] = LoadN(wr[q] + i, t);
       for (int r = 0; r < R; ++r) {
         const Vf xv = LoadN(xr[r] + i, t);
-        a0[r] = Fma(xv, v0, a0[r]);
-        a1[r] = Fma(xv, v1, a1[r]);
+        for (int q = 0; q < NW; ++q) acc[q][r] = Fma(xv, wv[q], acc[q][r]);
       }
     }
-    for (int r = 0; r < R; ++r) {
-      outr[r][j] = ReduceAdd(a0[r]);
-      outr[r][j + 1] = ReduceAdd(a1[r]);
-    }
+    for (int q = 0; q < NW; ++q)
+      for (int r = 0; r < R; ++r) outr[r][j + q] = ReduceAdd(acc[q][r]);
   }
-  if (j < n1)
+  for (; j < n1; ++j)
     for (int r = 0; r < R; ++r) outr[r][j] = Dot(xr[r], w + j * k, k);
+}
+
+// Weight rows per step for R rows of x: R * NW accumulators, half the vector register file.
+constexpr int WeightRows(int r) {
+  const int regs = kLanes >= 16 ? 16 : 8;
+  return std::max(1, std::min(4, regs / r));
 }
 
 void GemvRange(const float* const* xr, int rows, const float* w, int64_t k, int64_t n0, int64_t n1,
                float* const* outr) {
   switch (rows) {
-    case 1: return GemvTile<1>(xr, w, k, n0, n1, outr);
-    case 2: return GemvTile<2>(xr, w, k, n0, n1, outr);
-    case 3: return GemvTile<3>(xr, w, k, n0, n1, outr);
-    case 4: return GemvTile<4>(xr, w, k, n0, n1, outr);
-    case 5: return GemvTile<5>(xr, w, k, n0, n1, outr);
-    case 6: return GemvTile<6>(xr, w, k, n0, n1, outr);
-    case 7: return GemvTile<7>(xr, w, k, n0, n1, outr);
-    case 8: return GemvTile<8>(xr, w, k, n0, n1, outr);
+    case 1: return GemvTile<1, WeightRows(1)>(xr, w, k, n0, n1, outr);
+    case 2: return GemvTile<2, WeightRows(2)>(xr, w, k, n0, n1, outr);
+    case 3: return GemvTile<3, WeightRows(3)>(xr, w, k, n0, n1, outr);
+    case 4: return GemvTile<4, WeightRows(4)>(xr, w, k, n0, n1, outr);
+    case 5: return GemvTile<5, WeightRows(5)>(xr, w, k, n0, n1, outr);
+    case 6: return GemvTile<6, WeightRows(6)>(xr, w, k, n0, n1, outr);
+    case 7: return GemvTile<7, WeightRows(7)>(xr, w, k, n0, n1, outr);
+    case 8: return GemvTile<8, WeightRows(8)>(xr, w, k, n0, n1, outr);
     default: CHECK_MSG(false, "GemvRange: rows must be 1..8");
   }
 }
