@@ -18,7 +18,8 @@
 # Exit status: 0 when every test ran and passed; 1 tests failed; 2 no binaries (build failed
 # and no bundle); 3 no GPU visible. Logs go to $OUT (the device tool's folder) when it is set.
 # Environment: JOBS (default nproc), GPU_CHECK_TIMEOUT_TESTS (s, default 300),
-# GPU_CHECK_TIMEOUT_BENCH (s per shape, default 120), GPU_CHECK_BACKEND_SUITE=0 to skip test_backend,
+# GPU_CHECK_TIMEOUT_BENCH (s per bench run, default 120), GPU_CHECK_BUDGET (s; no bench run starts
+# that could end past it, default 420), GPU_CHECK_BACKEND_SUITE=0 to skip test_backend,
 # GPU_CHECK_DRY_RUN=1 to walk through without a GPU (the CUDA tests then skip and count as failed).
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
@@ -208,23 +209,32 @@ fi
 
 section "bench"
 MAMBA2=$BIN/mamba2
-if [ -x "$MAMBA2" ] && "$MAMBA2" bench --help >/dev/null 2>&1; then
+BUDGET=${GPU_CHECK_BUDGET:-420}
+BENCH_T=${GPU_CHECK_TIMEOUT_BENCH:-120}
+if [ -x "$MAMBA2" ] && "$MAMBA2" --help 2>&1 | grep -qE '^[[:space:]]+bench([[:space:]]|$)'; then
   declare -a ROWS=()
-  for shape in 130m 2.7b; do
+  # The default (fp32) mode of both shapes first; bf16 mode while the time budget lasts.
+  for run in "130m fp32" "2.7b fp32" "130m bf16" "2.7b bf16"; do
+    read -r shape mode <<<"$run"
+    if [ $(($(date +%s) - T_START + BENCH_T)) -gt "$BUDGET" ]; then
+      ROWS+=("$(printf '%-6s %-5s %-5s %-8s %s' "$shape" "$mode" "-" "-" "skipped: time budget (GPU_CHECK_BUDGET=$BUDGET s)")")
+      continue
+    fi
     t0=$(date +%s%N)
-    timeout "${GPU_CHECK_TIMEOUT_BENCH:-120}" "$MAMBA2" bench --backend cuda --shape "$shape" \
-      >"$LOG_DIR/bench_$shape.log" 2>&1
+    MAMBA2_CUDA_MATMUL=$mode timeout "$BENCH_T" "$MAMBA2" bench --backend cuda --shape "$shape" \
+      >"$LOG_DIR/bench_${shape}_$mode.log" 2>&1
     rc=$?
     dt=$(awk -v a="$t0" -v b="$(date +%s%N)" 'BEGIN { printf "%.1f", (b - a) / 1e9 }')
-    echo "--- mamba2 bench --backend cuda --shape $shape (exit $rc, ${dt}s)"
-    tail -15 "$LOG_DIR/bench_$shape.log"
-    ROWS+=("$(printf '%-6s %-5s %-8s %s' "$shape" "$rc" "${dt:0:7}" "$(grep -v '^\s*$' "$LOG_DIR/bench_$shape.log" | tail -1 | cut -c1-80)")")
+    echo "--- MAMBA2_CUDA_MATMUL=$mode mamba2 bench --backend cuda --shape $shape (exit $rc, ${dt}s)"
+    tail -15 "$LOG_DIR/bench_${shape}_$mode.log"
+    ROWS+=("$(printf '%-6s %-5s %-5s %-8s %s' "$shape" "$mode" "$rc" "$dt" \
+      "$(grep -v '^[[:space:]]*$' "$LOG_DIR/bench_${shape}_$mode.log" | tail -1 | cut -c1-90)")")
   done
   echo
-  printf '%-6s %-5s %-8s %s\n' shape exit seconds "last line of output"
+  printf '%-6s %-5s %-5s %-8s %s\n' shape mode exit seconds "last line of output"
   for r in "${ROWS[@]}"; do echo "$r"; done
 else
-  echo "mamba2 bench is not available (no CLI binary, or no bench command yet): skipped"
+  echo "mamba2 has no bench command yet (or no CLI binary): skipped"
 fi
 
 section "summary"
