@@ -21,6 +21,9 @@ Runner AddInfo(CLI::App& app);
 Runner AddLogits(CLI::App& app);
 Runner AddGenerate(CLI::App& app);
 Runner AddTokenize(CLI::App& app);
+Runner AddPerplexity(CLI::App& app);  // cmd_perplexity.cpp
+Runner AddBench(CLI::App& app);       // cmd_bench.cpp
+Runner AddServe(CLI::App& app);       // cmd_serve.cpp
 
 // The bundled model folder (models/tiny-shakespeare), found next to the build or the source tree.
 std::string DefaultModelDir();

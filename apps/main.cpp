@@ -12,6 +12,9 @@ int main(int argc, char** argv) {
   runners.push_back(mamba2::app::AddLogits(app));
   runners.push_back(mamba2::app::AddGenerate(app));
   runners.push_back(mamba2::app::AddTokenize(app));
+  runners.push_back(mamba2::app::AddPerplexity(app));
+  runners.push_back(mamba2::app::AddBench(app));
+  runners.push_back(mamba2::app::AddServe(app));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
