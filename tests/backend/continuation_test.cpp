@@ -59,10 +59,10 @@ TEST_P(ContinuationTest, ConvPrefillThenPrefillOrSteps) {
       state = step.conv_state;
     }
     const std::string what = nb.name + " Conv " + CaseName(c);
-    ExpectClose(out_prefill, full.out, kContinuationTol, what + " prefill+prefill out");
-    ExpectClose(rest.conv_state, full.conv_state, kContinuationTol, what + " prefill+prefill state");
-    ExpectClose(out_steps, full.out, kContinuationTol, what + " prefill+steps out");
-    ExpectClose(state, full.conv_state, kContinuationTol, what + " prefill+steps state");
+    ExpectClose(out_prefill, full.out, kContinuationTol * nb.tol_scale, what + " prefill+prefill out");
+    ExpectClose(rest.conv_state, full.conv_state, kContinuationTol * nb.tol_scale, what + " prefill+prefill state");
+    ExpectClose(out_steps, full.out, kContinuationTol * nb.tol_scale, what + " prefill+steps out");
+    ExpectClose(state, full.conv_state, kContinuationTol * nb.tol_scale, what + " prefill+steps state");
   }
 }
 
@@ -95,10 +95,10 @@ TEST_P(ContinuationTest, SsdPrefillThenPrefillOrSteps) {
       state = step.ssm_state;
     }
     const std::string what = nb.name + " Ssd " + CaseName(c);
-    ExpectClose(y_prefill, full_y, kContinuationTol, what + " prefill+prefill y");
-    ExpectClose(rest.ssm_state, full.ssm_state, kContinuationTol, what + " prefill+prefill state");
-    ExpectClose(y_steps, full_y, kContinuationTol, what + " prefill+steps y");
-    ExpectClose(state, full.ssm_state, kContinuationTol, what + " prefill+steps state");
+    ExpectClose(y_prefill, full_y, kContinuationTol * nb.tol_scale, what + " prefill+prefill y");
+    ExpectClose(rest.ssm_state, full.ssm_state, kContinuationTol * nb.tol_scale, what + " prefill+prefill state");
+    ExpectClose(y_steps, full_y, kContinuationTol * nb.tol_scale, what + " prefill+steps y");
+    ExpectClose(state, full.ssm_state, kContinuationTol * nb.tol_scale, what + " prefill+steps state");
   }
 }
 
