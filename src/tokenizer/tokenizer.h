@@ -1,14 +1,29 @@
 // Hugging Face tokenizer.json reader for byte-level BPE (GPT-2 / GPT-NeoX family),
-// producing the same ids as HF tokenizers' encode(text, add_special_tokens=false).
+// producing the same ids as HF tokenizers' encode(text, add_special_tokens=false)
+// (checked against HF tokenizers 0.22.2 by tests/tokenizer).
 //
 // Pipeline, as in HF: added tokens with normalized=false are cut out of the raw text;
 // the rest is normalized (NFC) and added tokens with normalized=true are cut out of it;
-// what remains is pre-tokenized (GPT-2 regex, byte map) and BPE-encoded per piece.
+// what remains is pre-tokenized (GPT-2 split, byte map) and BPE-encoded per piece.
 // post_processor, truncation and padding are ignored: Encode never adds BOS/EOS.
 //
-// Invalid UTF-8: HF cannot receive it (Rust &str is valid UTF-8 by construction; the
-// Python binding takes only str, and the Node binding turns lone surrogates into U+FFFD
-// before Rust sees them), so Encode refuses it with a Status naming the byte offset.
+// Accepted: model BPE (merges as "a b" or ["a", "b"], unk_token, fuse_unk,
+// ignore_merges; dropout null or 0); normalizer null or NFC; pre_tokenizer null,
+// ByteLevel, Split, or a Sequence of Splits optionally ending in ByteLevel; decoder
+// ByteLevel. Anything else is refused with a Status naming the field.
+//
+// Unicode: the GPT-2 split uses character classes taken from HF itself and NFC skips the
+// code points HF's older tables do not know (gpt2_classes.inc, nfc_inert.inc, made by
+// tools/tokenizer/make_expected.js), so both agree with HF on every code point. A Split
+// with a user regex runs on PCRE2 10.42 (Unicode 14, and \s includes U+180E), which can
+// differ from HF's Oniguruma on characters newer than Unicode 14.
+//
+// Added tokens get ids as HF assigns them (the id their content already has, else the
+// next one after the model vocab), not from the file's "id" field.
+//
+// Invalid UTF-8: HF cannot receive it (a Rust &str is valid UTF-8 by construction; the
+// Node binding turns lone surrogates into U+FFFD before Rust sees them), so Encode
+// refuses it with a Status naming the byte offset.
 #pragma once
 
 #include <cstdint>
