@@ -49,7 +49,7 @@ void LaunchToBf16(const void* src, int dtype, uint16_t* dst, int64_t n, cudaStre
 }
 
 void LaunchPackBf16(const float* x, int64_t rows, int64_t cols, int64_t ld, uint16_t* out,
-                           cudaStream_t stream) {
+                    cudaStream_t stream) {
   if (rows * cols <= 0) return;
   M2_LAUNCH(PackBf16Kernel, dim3(GridFor(rows * cols)), dim3(kBlock), stream, x, rows, cols, ld, out);
 }
@@ -64,7 +64,7 @@ __global__ void EmbedKernel(const int32_t* ids, const void* table, int dtype, in
 }
 
 void LaunchEmbed(const int32_t* ids, int64_t n, const void* table, int dtype, int64_t d, float* out,
-                        int64_t out_ld, cudaStream_t stream) {
+                 int64_t out_ld, cudaStream_t stream) {
   if (n <= 0) return;
   M2_KCHECK(n <= 0x7fffffff);
   M2_LAUNCH(EmbedKernel, dim3(unsigned(n)), dim3(kBlock), stream, ids, table, dtype, d, out, out_ld);
@@ -89,8 +89,8 @@ __global__ void AddRmsNormKernel(const float* hidden, int64_t h_ld, float* resid
 }
 
 void LaunchAddRmsNorm(const float* hidden, int64_t h_ld, float* residual, int64_t r_ld, bool first,
-                             const float* w, float eps, float* out, int64_t o_ld, int64_t rows, int64_t cols,
-                             cudaStream_t stream) {
+                      const float* w, float eps, float* out, int64_t o_ld, int64_t rows, int64_t cols,
+                      cudaStream_t stream) {
   if (rows <= 0) return;
   M2_KCHECK(rows <= 0x7fffffff);
   M2_LAUNCH(AddRmsNormKernel, dim3(unsigned(rows)), dim3(kBlock), stream, hidden, h_ld, residual, r_ld,
@@ -117,8 +117,8 @@ __global__ void GatedRmsNormKernel(const float* y, int64_t y_ld, const float* z,
 }
 
 void LaunchGatedRmsNorm(const float* y, int64_t y_ld, const float* z, int64_t z_ld, const float* w,
-                               int64_t group_size, float eps, float* out, int64_t o_ld, int64_t rows, int64_t cols,
-                               cudaStream_t stream) {
+                        int64_t group_size, float eps, float* out, int64_t o_ld, int64_t rows, int64_t cols,
+                        cudaStream_t stream) {
   if (rows <= 0) return;
   M2_KCHECK(group_size > 0 && cols % group_size == 0 && cols / group_size <= 65535 && rows <= 0x7fffffff);
   M2_LAUNCH(GatedRmsNormKernel, dim3(unsigned(rows), unsigned(cols / group_size)), dim3(kBlock), stream, y, y_ld,

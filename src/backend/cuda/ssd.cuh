@@ -265,7 +265,7 @@ __global__ void SsdOutputKernel(cuda_args::ScanParams p, int64_t chunk, int64_t 
 // y must not overlap x, B or C (other blocks still read rows this block writes); the backend
 // copies x aside when the caller aliases y onto it.
 void LaunchSsdPrefill(const cuda_args::ScanParams& p, const cuda_args::SsdLayout& l,
-                             const cuda_args::SsdScratch& sc, cudaStream_t stream) {
+                      const cuda_args::SsdScratch& sc, cudaStream_t stream) {
   if (p.n_seqs <= 0 || p.seq_len <= 0) return;
   M2_KCHECK(p.n_groups > 0 && p.n_heads % p.n_groups == 0);
   M2_KCHECK(p.n_heads <= 65535 && l.n_chunks <= 65535);
