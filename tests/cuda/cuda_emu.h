@@ -155,7 +155,8 @@ T __shfl_xor_sync(unsigned /*mask*/, T v, int lane_mask) {
   std::memcpy(&s.exchange[warp][lane], &v, sizeof(T));
   detail::Yield(detail::FiberState::kWarpBarrier);
   const int other = lane ^ lane_mask;
-  if (warp * 32 + other >= int(blockDim.x * blockDim.y * blockDim.z)) detail::Fail("shuffle from a lane outside the block");
+  if (warp * 32 + other >= int(blockDim.x * blockDim.y * blockDim.z))
+    detail::Fail("shuffle from a lane outside the block");
   T out;
   std::memcpy(&out, &s.exchange[warp][other], sizeof(T));
   detail::Yield(detail::FiberState::kWarpBarrier);  // nobody overwrites a slot before all have read

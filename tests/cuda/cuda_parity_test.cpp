@@ -142,7 +142,8 @@ TEST_P(CudaOps, AddRmsNormIncludingOutOverHidden) {
           Mat h = mem.Upload(hidden), res = mem.Upload(residual);
           Mat out = alias ? h : mem.Upload(out0);
           be.AddRmsNorm(h, res, first, be.PrepareWeight(F32View(w, Shape{cols}), WeightKind::kVector), 1e-5f, out);
-          return std::make_pair(mem.Download(out, alias ? hidden : out0).Values(), mem.Download(res, residual).Values());
+          return std::make_pair(mem.Download(out, alias ? hidden : out0).Values(),
+                                mem.Download(res, residual).Values());
         };
         const auto want = run(Ref(), false);
         const auto got = run(*b, aliased);
