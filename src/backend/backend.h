@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <string>
 
@@ -40,7 +41,8 @@ struct MixerDims {
 };
 
 // Per-layer recurrent state of a pool of sequences, in backend memory, fp32.
-// A sequence is a slot index; ops address its state through the slot.
+// A sequence is a slot index; ops address its state through the slot. Like token ids, the
+// `slots` arrays the ops take live in backend memory.
 struct LayerState {
   float* conv = nullptr;  // [n_slots, conv_dim, d_conv]: last d_conv pre-conv xBC rows, oldest first
   float* ssm = nullptr;   // [n_slots, n_heads, head_dim, d_state]
@@ -56,7 +58,7 @@ struct ScanInputs {
   TensorView A_log;    // [n_heads] f32
   TensorView D;        // [n_heads] f32
   float dt_min = 0.0f;  // dt clamp applied after softplus
-  float dt_max = 0.0f;  // +inf for none
+  float dt_max = std::numeric_limits<float>::infinity();
 };
 
 enum class WeightKind {
