@@ -158,6 +158,16 @@ SubmitStatus Scheduler::Submit(GenRequest request, std::shared_ptr<RequestHandle
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stop_) return SubmitStatus::kStopped;
+    // Requests whose clients left while waiting give their place up.
+    for (auto it = queue_.begin(); it != queue_.end();) {
+      if ((*it)->cancelled()) {
+        ++metrics_->cancelled;
+        (*it)->Finish("cancelled", "", int64_t((*it)->request().prompt.size()), 0, 0);
+        it = queue_.erase(it);
+      } else {
+        ++it;
+      }
+    }
     if (int64_t(queue_.size()) >= options_.max_queue) return SubmitStatus::kQueueFull;
     queue_.push_back(h);
     metrics_->queue_length = int64_t(queue_.size());
@@ -190,13 +200,13 @@ bool Scheduler::RunOnce() {
     std::lock_guard<std::mutex> lock(mu_);
     return !queue_.empty() || !active_.empty();
   }();
-  Admit();
   for (auto& s : active_)
     if (!s->done && s->handle->cancelled()) {
       ++metrics_->cancelled;
       FinishSequence(*s, "cancelled");
     }
   Retire();
+  Admit();
   PrefillSome();
   Retire();
   DecodeStep();
