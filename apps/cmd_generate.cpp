@@ -15,11 +15,11 @@ namespace {
 struct GenerateArgs {
   std::string dir, prompt, prompt_file, tokenizer, backend = "cpu";
   std::vector<std::string> stop;
-  int64_t n = 128;
+  int64_t n = 256;
   float temp = 0.8f, top_p = 0.95f, min_p = 0.0f, repeat_penalty = 1.0f;
   int top_k = 40, threads = 0;
   uint64_t seed = 0;
-  bool seed_given = false;
+  bool seed_given = false, prompt_given = false;
 };
 
 int RunGenerate(GenerateArgs a) {
@@ -34,7 +34,11 @@ int RunGenerate(GenerateArgs a) {
     ss << f.rdbuf();
     text = ss.str();
   }
-  if (text.empty() && a.prompt_file.empty() && a.prompt.empty() && a.dir == DefaultModelDir()) text = "ROMEO:\n";
+  // With no prompt at all, the bundled model starts a scene; anywhere else a prompt is required.
+  if (!a.prompt_given && a.prompt_file.empty()) {
+    if (a.dir != DefaultModelDir()) return Fail(Status::Error("no prompt: give text with -p or -f"));
+    text = "ROMEO:\n";
+  }
   auto ids = bundle->tokenizer->Encode(text);
   if (!ids.ok()) return Fail(ids.status().With("prompt"));
   if (ids->empty()) return Fail(Status::Error("the prompt is empty: give text with -p or -f"));
@@ -71,9 +75,9 @@ Runner AddGenerate(CLI::App& app) {
   auto* cmd = app.add_subcommand("generate", "Generate text from a prompt, streamed to stdout");
   auto a = std::make_shared<GenerateArgs>();
   cmd->add_option("-m,--model", a->dir, "model folder (default: the bundled tiny-shakespeare model)");
-  cmd->add_option("-p,--prompt", a->prompt, "prompt text");
+  cmd->add_option("-p,--prompt", a->prompt, "prompt text")->each([a](const std::string&) { a->prompt_given = true; });
   cmd->add_option("-f,--file", a->prompt_file, "read the prompt from a file");
-  cmd->add_option("-n,--n-predict", a->n, "tokens to generate")->capture_default_str()->check(CLI::NonNegativeNumber);
+  cmd->add_option("-n,--n-predict", a->n, "tokens to generate")->capture_default_str()->check(CLI::Range(int64_t(0), int64_t(1) << 30));
   cmd->add_option("--temp", a->temp, "temperature (0 = greedy)")->capture_default_str();
   cmd->add_option("--top-k", a->top_k, "top-k (0 = off)")->capture_default_str();
   cmd->add_option("--top-p", a->top_p, "top-p in (0, 1]")->capture_default_str();
