@@ -111,6 +111,20 @@ TEST(WeightStore, OpensShardedSafetensors) {
   EXPECT_EQ(r->Find("embed")->view.as<float>()[0], 9.f);
 }
 
+TEST(WeightStore, OpensShardedPytorchZips) {
+  TempDir d;
+  std::filesystem::copy_file(iotest::FixturePath("basic.bin"), d / "pytorch_model-00001-of-00002.bin");
+  std::filesystem::copy_file(iotest::FixturePath("parameters.bin"), d / "pytorch_model-00002-of-00002.bin");
+  iotest::WriteFile(d / "pytorch_model.bin.index.json",
+                    "{\"weight_map\": {\"f32\": \"pytorch_model-00001-of-00002.bin\","
+                    " \"stateful\": \"pytorch_model-00002-of-00002.bin\"}}");
+  auto r = WeightStore::OpenDir(d.path());
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->format(), "pytorch zip (2 shards)");
+  EXPECT_EQ(r->tensors().size(), 17u);
+  EXPECT_EQ(r->Find("stateful")->view.as<float>()[1], 4.f);
+}
+
 TEST(WeightStore, ShardErrorsNameTheFileAndTensor) {
   {
     TempDir d;
