@@ -13,6 +13,7 @@
 #include "cuda/emu_backend.h"
 #include "model/mamba2_model.h"
 #include "support/compare.h"
+#include "support/model_run.h"
 #include "support/random_model.h"
 #if defined(MAMBA2_HAVE_CUDA)
 #include "backend/cuda/cuda_backend.h"
@@ -21,7 +22,9 @@
 namespace mamba2 {
 namespace {
 
+using testing::RandomIds;
 using testing::RandomModelSpec;
+using testing::RunLogits;
 
 constexpr double kFp32ModelTol = 1e-5;
 // bf16 GEMM operands (weights and activations, 8-bit mantissas) through a few layers: the
@@ -36,62 +39,6 @@ std::unique_ptr<Backend> MakeCuda(bool bf16) {
 #else
   return bf16 ? nullptr : MakeCudaBackend();
 #endif
-}
-
-std::vector<int32_t> RandomIds(int64_t n, int64_t vocab, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::vector<int32_t> ids(static_cast<size_t>(n));
-  for (auto& id : ids) id = int32_t(rng() % uint64_t(vocab));
-  return ids;
-}
-
-// Logits of every position: the first k tokens by prefill, the rest by decode steps.
-std::vector<float> RunLogits(Mamba2Model& m, const std::vector<int32_t>& ids, int64_t k) {
-  const int64_t V = m.config().vocab_rows, n = int64_t(ids.size());
-  std::vector<float> logits(size_t(n * V));
-  const int32_t slot = 0;
-  m.ResetSlot(slot);
-  Status st = m.Prefill({ids.data(), size_t(k)}, {&slot, 1}, LogitsMode::kAll, logits.data());
-  EXPECT_TRUE(st.ok()) << st.message();
-  for (int64_t i = k; i < n; ++i) {
-    st = m.Step({ids.data() + i, 1}, {&slot, 1}, logits.data() + i * V);
-    EXPECT_TRUE(st.ok()) << st.message();
-  }
-  return logits;
-}
-
-struct Case {
-  std::string name;
-  RandomModelSpec spec;
-};
-
-std::vector<Case> Cases() {
-  std::vector<Case> cases;
-  auto add = [&](std::string name, auto edit) {
-    RandomModelSpec s;
-    edit(s);
-    cases.push_back({std::move(name), s});
-  };
-  add("g1_p16_n16_f32", [](RandomModelSpec&) {});
-  add("g2_p16_n16_bf16_untied", [](RandomModelSpec& s) {
-    s.n_groups = 2;
-    s.dtype = DType::BF16;
-    s.tied = false;
-  });
-  add("g8_p16_n16_f16", [](RandomModelSpec& s) {
-    s.n_groups = 8;
-    s.dtype = DType::F16;
-  });
-  add("g1_p64_n128_f32_chunk32", [](RandomModelSpec& s) {
-    s.head_dim = 64;
-    s.d_state = 128;
-    s.chunk_size = 32;
-  });
-  add("g1_p16_n128_chunk8", [](RandomModelSpec& s) {
-    s.d_state = 128;
-    s.chunk_size = 8;
-  });
-  return cases;
 }
 
 // Which backend a parameterised run uses.
@@ -120,7 +67,7 @@ const char* TargetName(Target t) {
   return "?";
 }
 
-class CudaModelParity : public ::testing::TestWithParam<std::tuple<Target, Case>> {};
+class CudaModelParity : public ::testing::TestWithParam<std::tuple<Target, testing::ModelCase>> {};
 
 TEST_P(CudaModelParity, MatchesOracleAcrossChunkBoundaries) {
   const auto& [target, c] = GetParam();
@@ -156,7 +103,7 @@ TEST_P(CudaModelParity, MatchesOracleAcrossChunkBoundaries) {
 
 INSTANTIATE_TEST_SUITE_P(Shapes, CudaModelParity,
                          ::testing::Combine(::testing::Values(Target::kCuda, Target::kCudaBf16),
-                                            ::testing::ValuesIn(Cases())),
+                                            ::testing::ValuesIn(testing::StandardModelCases())),
                          [](const auto& info) {
                            return std::string(TargetName(std::get<0>(info.param))) + "_" +
                                   std::get<1>(info.param).name;
@@ -165,7 +112,7 @@ INSTANTIATE_TEST_SUITE_P(Shapes, CudaModelParity,
 // The emulator on two of the shapes (it takes seconds per model run).
 INSTANTIATE_TEST_SUITE_P(Emulated, CudaModelParity,
                          ::testing::Combine(::testing::Values(Target::kEmu, Target::kEmuBf16),
-                                            ::testing::Values(Cases()[1], Cases()[4])),
+                                            ::testing::Values(testing::StandardModelCases()[1], testing::StandardModelCases()[5])),
                          [](const auto& info) {
                            return std::string(TargetName(std::get<0>(info.param))) + "_" +
                                   std::get<1>(info.param).name;

@@ -9,43 +9,19 @@
 #include "backend/backend.h"
 #include "model/mamba2_model.h"
 #include "support/compare.h"
+#include "support/model_run.h"
 #include "support/random_model.h"
 
 namespace mamba2 {
 namespace {
 
+using testing::RandomIds;
 using testing::RandomModelSpec;
+using testing::RunLogits;
 
 constexpr double kTol = 1e-5;  // fp32 compute vs double-accumulated oracle
 
-struct Case {
-  std::string name;
-  RandomModelSpec spec;
-};
-
-std::vector<int32_t> RandomIds(int64_t n, int64_t vocab, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::vector<int32_t> ids(static_cast<size_t>(n));
-  for (auto& id : ids) id = int32_t(rng() % uint64_t(vocab));
-  return ids;
-}
-
-// Logits of every position: the first k tokens by prefill, the rest by step.
-std::vector<float> RunLogits(Mamba2Model& m, const std::vector<int32_t>& ids, int64_t k) {
-  const int64_t V = m.config().vocab_rows, n = int64_t(ids.size());
-  std::vector<float> logits(static_cast<size_t>(n * V));
-  const int32_t slot = 0;
-  m.ResetSlot(slot);
-  Status st = m.Prefill({ids.data(), size_t(k)}, {&slot, 1}, LogitsMode::kAll, logits.data());
-  EXPECT_TRUE(st.ok()) << st.message();
-  for (int64_t i = k; i < n; ++i) {
-    st = m.Step({ids.data() + i, 1}, {&slot, 1}, logits.data() + i * V);
-    EXPECT_TRUE(st.ok()) << st.message();
-  }
-  return logits;
-}
-
-class ModelParity : public ::testing::TestWithParam<Case> {};
+class ModelParity : public ::testing::TestWithParam<testing::ModelCase> {};
 
 TEST_P(ModelParity, CpuMatchesOracleAcrossChunkBoundaries) {
   const RandomModelSpec& spec = GetParam().spec;
@@ -88,24 +64,8 @@ TEST_P(ModelParity, PrefillInPiecesMatchesWhole) {
   std::filesystem::remove_all(dir);
 }
 
-std::vector<Case> Cases() {
-  std::vector<Case> cases;
-  auto add = [&](std::string name, auto edit) {
-    RandomModelSpec s;
-    edit(s);
-    cases.push_back({std::move(name), s});
-  };
-  add("g1_p16_n16_f32", [](RandomModelSpec&) {});
-  add("g2_p16_n16_bf16_untied", [](RandomModelSpec& s) { s.n_groups = 2; s.dtype = DType::BF16; s.tied = false; });
-  add("g8_p16_n16_f16", [](RandomModelSpec& s) { s.n_groups = 8; s.dtype = DType::F16; });
-  add("g1_p64_n128_f32", [](RandomModelSpec& s) { s.head_dim = 64; s.d_state = 128; s.chunk_size = 32; });
-  add("g2_p64_n16_sharded", [](RandomModelSpec& s) { s.head_dim = 64; s.n_groups = 2; s.shards = 3; });
-  add("g1_p16_n128_ssnames_chunk8", [](RandomModelSpec& s) { s.d_state = 128; s.ss_names = true; s.chunk_size = 8; });
-  return cases;
-}
-
-INSTANTIATE_TEST_SUITE_P(Shapes, ModelParity, ::testing::ValuesIn(Cases()),
-                         [](const ::testing::TestParamInfo<Case>& i) { return i.param.name; });
+INSTANTIATE_TEST_SUITE_P(Shapes, ModelParity, ::testing::ValuesIn(testing::StandardModelCases()),
+                         [](const ::testing::TestParamInfo<testing::ModelCase>& i) { return i.param.name; });
 
 TEST(ModelBatch, BatchedPrefillAndStepMatchSingleSequences) {
   RandomModelSpec spec;
