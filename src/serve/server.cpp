@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cctype>
 #include <cerrno>
 #include <csignal>
 #include <chrono>
@@ -169,9 +170,12 @@ void HttpServer::Stop() {
 bool HttpServer::Impl::Authorized(const httplib::Request& req) const {
   if (options.api_key.empty() || req.path == "/health") return true;
   const std::string auth = req.get_header_value("Authorization");
-  const std::string prefix = "Bearer ";
-  return auth.size() > prefix.size() && auth.compare(0, prefix.size(), prefix) == 0 &&
-         SameSecret(auth.substr(prefix.size()), options.api_key);
+  // The scheme is case-insensitive (RFC 7235); the key is not.
+  const std::string prefix = "bearer ";
+  if (auth.size() <= prefix.size()) return false;
+  for (size_t i = 0; i < prefix.size(); ++i)
+    if (std::tolower(static_cast<unsigned char>(auth[i])) != prefix[i]) return false;
+  return SameSecret(auth.substr(prefix.size()), options.api_key);
 }
 
 void HttpServer::Impl::Routes() {
