@@ -1,13 +1,251 @@
-// mamba2 bench: placeholder until the command lands; says so and exits non-zero.
+// mamba2 bench: prefill and decode speed next to the machine's limits, measured in one run.
+#include <algorithm>
 #include <cstdio>
+#include <fstream>
+#include <set>
+#include <thread>
 
+#include "backend/cpu/cpu_backend.h"
 #include "commands.h"
+#include "io/weight_store.h"
+#include "lib/machine.h"
+#include "lib/model_bench.h"
+#include "lib/model_cost.h"
+#include "lib/model_writer.h"
+#include "lib/report.h"
+#include "model/random_weights.h"
+#if defined(MAMBA2_HAVE_CUDA)
+#include "backend/cuda/cuda_backend.h"
+#endif
 
 namespace mamba2::app {
+namespace {
+
+struct BenchArgs {
+  std::string dir, shape, dtype, compute, backend = "cpu", json, write_model, command;
+  std::vector<int64_t> prefill{512, 2048}, contexts{128, 1024, 4096};
+  int64_t decode = 128, context_decode = 32;
+  int threads = 0, reps = 3;
+  uint64_t seed = 1;
+  bool no_limits = false;
+};
+
+Result<DType> ParseWeightDType(const std::string& s) {
+  if (s == "f32" || s == "fp32") return DType::F32;
+  if (s == "bf16") return DType::BF16;
+  if (s == "f16" || s == "fp16") return DType::F16;
+  return Status::Error("--dtype \"" + s + "\" is not one of f32, bf16, f16");
+}
+
+struct BackendChoice {
+  std::unique_ptr<Backend> backend;
+  std::function<std::unique_ptr<Backend>()> make;  // another one like it (for the GEMM probe)
+  std::string compute;                            // "f32" | "bf16" (| "tf32" on cuda)
+  bool host = true;
+};
+
+Result<BackendChoice> ChooseBackend(const BenchArgs& a, DType weights) {
+  BackendChoice c;
+  // bf16 weights multiply in bf16 unless told otherwise; f32 and f16 weights in fp32.
+  std::string compute = a.compute.empty() ? (weights == DType::BF16 ? "bf16" : "f32") : a.compute;
+  if (a.backend == "cpu") {
+    CpuBackendOptions o;
+    o.n_threads = a.threads;
+    ASSIGN_OR_RETURN(o.matmul, ParseCpuMatMul(compute));
+    c.make = [o] { return MakeCpuBackend(o); };
+    c.compute = CpuMatMulName(o.matmul);
+  } else if (a.backend == "cuda") {
+#if defined(MAMBA2_HAVE_CUDA)
+    ASSIGN_OR_RETURN(CudaBackendOptions o, CudaOptionsFromEnv());
+    // MAMBA2_CUDA_MATMUL decides unless --compute says otherwise.
+    if (!a.compute.empty()) ASSIGN_OR_RETURN(o.matmul, ParseCudaMatMul(a.compute == "f32" ? "fp32" : a.compute));
+    c.make = [o] { return MakeCudaBackend(o); };
+    c.compute = o.matmul == CudaMatMul::kBf16 ? "bf16" : o.matmul == CudaMatMul::kTf32 ? "tf32" : "f32";
+    c.host = false;
+#else
+    return Status::Error("backend cuda: this build has no CUDA support");
+#endif
+  } else {
+    return Status::Error("--backend \"" + a.backend + "\" is not one of cpu, cuda");
+  }
+  c.backend = c.make();
+  if (!c.backend) return Status::Error("backend " + a.backend + ": no usable device");
+  return c;
+}
+
+// The options in effect, as a command that repeats the run.
+std::string CommandLine(const BenchArgs& a) {
+  auto list = [](const std::vector<int64_t>& v) {
+    std::string s;
+    for (int64_t x : v) s += (s.empty() ? "" : ",") + std::to_string(x);
+    return s;
+  };
+  std::string c = "mamba2 bench";
+  if (!a.dir.empty()) c += " -m " + a.dir;
+  if (!a.shape.empty() || a.dir.empty()) c += " --shape " + (a.shape.empty() ? std::string("130m") : a.shape);
+  if (!a.dtype.empty()) c += " --dtype " + a.dtype;
+  if (!a.compute.empty()) c += " --compute " + a.compute;
+  c += " --prefill " + list(a.prefill) + " --decode " + std::to_string(a.decode) + " --context " + list(a.contexts);
+  if (a.threads > 0) c += " --threads " + std::to_string(a.threads);
+  if (a.reps != 3) c += " --reps " + std::to_string(a.reps);
+  if (a.backend != "cpu") c += " --backend " + a.backend;
+  return c;
+}
+
+int RunBench(BenchArgs a) {
+  using namespace mamba2::bench;
+  if (!a.dir.empty() && !a.shape.empty()) return Fail(Status::Error("give either -m DIR or --shape, not both"));
+  if (a.dir.empty() && a.shape.empty()) a.shape = "130m";
+  const int threads = a.threads > 0 ? a.threads : int(std::max(1u, std::thread::hardware_concurrency()));
+  BenchReport rep;
+  rep.machine = DescribeMachine();
+  rep.command = a.command;
+  rep.threads = threads;
+
+  // ---- the model's weights and config --------------------------------------------------
+  std::shared_ptr<const WeightStore> store;
+  ModelConfig config;
+  DType weights = DType::F32;
+  if (!a.shape.empty()) {
+    if (!a.dtype.empty()) {
+      auto d = ParseWeightDType(a.dtype);
+      if (!d.ok()) return Fail(d.status());
+      weights = *d;
+    }
+    auto cfg = CheckpointShapeConfig(a.shape);
+    if (!cfg.ok()) return Fail(cfg.status());
+    config = *cfg;
+    RandomWeightsOptions ro;
+    ro.dtype = weights;
+    ro.seed = a.seed;
+    ro.n_threads = threads;
+    auto set = MakeRandomWeights(config, ro);
+    if (!set.ok()) return Fail(set.status());
+    if (!a.write_model.empty()) {
+      const std::string json = CheckpointShapeConfigJson(a.shape).value();
+      if (Status st = WriteModelDir(a.write_model, json, *set); !st.ok()) return Fail(st);
+      std::printf("wrote mamba2-%s random weights (%s, seed %llu) to %s\n", a.shape.c_str(), DTypeName(weights),
+                  (unsigned long long)a.seed, a.write_model.c_str());
+      return 0;
+    }
+    rep.weight_bytes = UniqueTensorBytes(*set);
+    store = std::make_shared<const WeightStore>(
+        WeightStore::FromTensorSet(std::move(set).value(), "random mamba2-" + a.shape));
+    rep.shape = a.shape;
+    rep.model = "mamba2-" + a.shape + " shape, random weights (seed " + std::to_string(a.seed) + ")";
+  } else {
+    if (!a.write_model.empty()) return Fail(Status::Error("--write-model needs --shape"));
+    auto cfg = LoadConfig(a.dir);
+    if (!cfg.ok()) return Fail(cfg.status());
+    config = *cfg;
+    auto ws = WeightStore::OpenDir(a.dir);
+    if (!ws.ok()) return Fail(ws.status());
+    std::set<const void*> seen;
+    for (const StoredTensor& t : ws->tensors())
+      if (seen.insert(t.view.data).second) rep.weight_bytes += t.view.nbytes();
+    for (const StoredTensor& t : ws->tensors())
+      if (t.name.find("in_proj.weight") != std::string::npos) weights = t.view.dtype;
+    if (!a.dtype.empty() && a.dtype != DTypeName(weights))
+      return Fail(Status::Error("--dtype " + a.dtype + " with -m: the model is stored in " + DTypeName(weights) +
+                                "; --dtype only chooses the weights of --shape"));
+    store = std::make_shared<const WeightStore>(std::move(ws).value());
+    rep.shape = "custom";
+    for (const std::string& s : CheckpointShapeNames()) {
+      auto c = CheckpointShapeConfig(s);
+      if (c.ok() && c->d_model == config.d_model && c->n_layer == config.n_layer) rep.shape = s;
+    }
+    rep.model = a.dir;
+  }
+  rep.config = config;
+  rep.weight_dtype = DTypeName(weights);
+
+  auto choice = ChooseBackend(a, weights);
+  if (!choice.ok()) return Fail(choice.status());
+  rep.backend = choice->backend->name();
+  rep.compute = choice->compute;
+  rep.matrix_dtype = rep.compute == "bf16" ? "bf16" : (choice->host ? DTypeName(weights) : "f32");
+  rep.decode_bytes = CountDecodeBytes(config, rep.matrix_dtype == "bf16"  ? DType::BF16
+                                              : rep.matrix_dtype == "f16" ? DType::F16
+                                                                          : DType::F32);
+
+  // ---- the machine's limits, before the model's first pass ---------------------------------
+  if (!a.no_limits) {
+    std::fprintf(stderr, "measuring machine limits...\n");
+    const DType gemm_dtype = rep.compute == "bf16" ? DType::BF16 : DType::F32;
+    if (choice->host) {
+      // 2048 x 4096 x 2048: large enough for the library's best blocking, ~0.3 s on two cores.
+      const int64_t m = 2048, n = 4096, k = 2048;
+      rep.gemm_problem = "2048 x 4096 x 2048";
+      rep.read_bandwidth_bytes_per_s = MeasureReadBandwidth(threads, size_t(1) << 29, 7);
+      rep.gemm_library_flops_per_s = MeasureCpuGemmPeak(gemm_dtype, threads, m, n, k, 3);
+      rep.gemm_engine_flops_per_s = MeasureBackendMatMul(choice->make, gemm_dtype, m, n, k, 3);
+    } else {
+      rep.gemm_problem = "8192 x 8192 x 8192";
+      rep.gemm_engine_flops_per_s = MeasureBackendMatMul(choice->make, gemm_dtype, 8192, 8192, 8192, 5);
+    }
+  }
+
+  // ---- the model -----------------------------------------------------------------------------
+  ModelOptions mo;
+  mo.max_slots = 1;
+  auto model = Mamba2Model::FromStore(config, store, choice->backend.get(), mo);
+  if (!model.ok()) return Fail(model.status());
+  rep.chunk_size = (*model)->chunk_size();
+  ModelBenchOptions bo;
+  bo.prefill_lengths = a.prefill;
+  bo.decode_tokens = a.decode;
+  bo.contexts = a.contexts;
+  bo.context_decode_tokens = a.context_decode;
+  bo.reps = a.reps;
+  bo.seed = a.seed;
+  bo.pass_rows = mo.max_rows;
+  bo.progress = [](const std::string& line) { std::fprintf(stderr, "  %s\n", line.c_str()); };
+  auto runs = RunModelBench(**model, bo);
+  if (!runs.ok()) return Fail(runs.status());
+  rep.runs = std::move(runs).value();
+  rep.load_1min_end = LoadAverage1Min();
+  rep.peak_rss_bytes = PeakRssBytes();
+
+  PrintTable(stdout, rep);
+  if (!a.json.empty()) {
+    std::ofstream f(a.json, std::ios::binary);
+    f << ToJson(rep) << "\n";
+    if (!f) return Fail(Status::Error("cannot write " + a.json));
+  }
+  return 0;
+}
+
+}  // namespace
 
 Runner AddBench(CLI::App& app) {
-  app.add_subcommand("bench", "Measure prefill and decode speed against the machine limits (not implemented yet)")->allow_extras();
-  return []() { return Fail(Status::Error("mamba2 bench is not implemented yet")); };
+  auto* cmd = app.add_subcommand(
+      "bench", "Measure prefill and decode speed against the machine's GEMM peak and memory bandwidth");
+  auto a = std::make_shared<BenchArgs>();
+  cmd->add_option("-m,--model", a->dir, "model folder (default: --shape 130m)");
+  cmd->add_option("--shape", a->shape, "random weights with the shapes of mamba2-130m|370m|780m|1.3b|2.7b");
+  cmd->add_option("--dtype", a->dtype, "weight dtype of --shape: f32 (default), bf16, f16");
+  cmd->add_option("--compute", a->compute,
+                  "how prefill matmuls multiply: f32 or bf16 (default: bf16 for bf16 weights, else f32)");
+  cmd->add_option("--prefill", a->prefill, "prompt lengths to time (0: none)")->delimiter(',')->capture_default_str();
+  cmd->add_option("--decode", a->decode, "tokens per decode repetition (0: none)")->capture_default_str();
+  cmd->add_option("--context", a->contexts, "context lengths for decode vs recompute (0: none)")
+      ->delimiter(',')
+      ->capture_default_str();
+  cmd->add_option("--context-decode", a->context_decode, "tokens decoded after each context, per repetition")
+      ->capture_default_str();
+  cmd->add_option("--reps", a->reps, "timed repetitions after a warm-up (medians reported)")->capture_default_str();
+  cmd->add_option("--threads", a->threads, "CPU threads (default: all cores)");
+  cmd->add_option("--backend", a->backend, "cpu | cuda")->capture_default_str();
+  cmd->add_option("--json", a->json, "also write every figure as one JSON object to FILE");
+  cmd->add_option("--seed", a->seed, "seed of the random weights and prompts")->capture_default_str();
+  cmd->add_option("--write-model", a->write_model,
+                  "write the --shape random model (config.json + model.safetensors) to DIR and exit");
+  cmd->add_flag("--no-limits", a->no_limits, "skip measuring the GEMM peak and read bandwidth");
+  return [a]() {
+    BenchArgs args = *a;
+    args.command = CommandLine(args);
+    return RunBench(args);
+  };
 }
 
 }  // namespace mamba2::app

@@ -113,6 +113,14 @@ Result<WeightStore> WeightStore::OpenFile(const std::string& path) {
   return ws;
 }
 
+WeightStore WeightStore::FromTensorSet(TensorSet set, std::string format) {
+  WeightStore ws;
+  const Status st = ws.Add(std::move(set));
+  CHECK_MSG(st.ok(), st.message());
+  ws.format_ = std::move(format);
+  return ws;
+}
+
 Result<WeightStore> WeightStore::OpenDir(const std::string& dir) {
   static const char* const kCandidates[] = {
       "model.safetensors",    "model.safetensors.index.json", "consolidated.safetensors",

@@ -22,6 +22,9 @@ class WeightStore {
   // A single .safetensors file, a torch zip (.bin/.pt, recognised by its zip magic), or a
   // *.index.json naming shards next to it.
   static Result<WeightStore> OpenFile(const std::string& path);
+  // Tensors built in memory (random weights for benchmarks); `format` is what format() reports.
+  // The set is made by code, so a name given twice is a programmer error (CHECK).
+  static WeightStore FromTensorSet(TensorSet set, std::string format);
 
   WeightStore() = default;
   WeightStore(WeightStore&&) noexcept = default;

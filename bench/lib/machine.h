@@ -1,0 +1,45 @@
+// The machine's limits, measured in the same run as the model figures they are compared with:
+// the GEMM peak of the matmul library the engine uses, and memory read bandwidth.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "backend/backend.h"
+#include "core/dtype.h"
+
+namespace mamba2::bench {
+
+struct MachineInfo {
+  std::string cpu_model;  // /proc/cpuinfo "model name"
+  int n_cpus = 0;
+  double load_1min = 0.0;  // /proc/loadavg: other work sharing the cores while we measure
+  std::string date_utc;    // ISO 8601
+};
+MachineInfo DescribeMachine();
+double LoadAverage1Min();
+
+// Median over `reps` of a streaming read of `bytes` (far beyond the last-level cache) by
+// n_threads threads, each summing its contiguous part with wide vector loads.
+double MeasureReadBandwidth(int n_threads, size_t bytes, int reps);
+
+// FLOP/s (2 per multiply-add) of the library GEMM the cpu backend calls, on a large problem
+// (m x k times k x n): oneDNN sgemm for f32, oneDNN's bf16 matmul (bf16 x bf16 -> f32) for
+// bf16, each with the library's own threading over n_threads. Best of `reps`. 0 if the build
+// has no such library path.
+double MeasureCpuGemmPeak(DType compute, int n_threads, int64_t m, int64_t n, int64_t k, int reps);
+
+// FLOP/s of a backend's own MatMul op on x [m, k] times a [n, k] weight in `weight_dtype`
+// (prepared by the backend like a model weight), on a fresh backend from make_backend.
+// Best of `reps`; 0 if make_backend gives none.
+double MeasureBackendMatMul(const std::function<std::unique_ptr<Backend>()>& make_backend, DType weight_dtype,
+                            int64_t m, int64_t n, int64_t k, int reps);
+
+// Process memory from /proc/self/status (VmHWM, VmRSS), bytes.
+size_t PeakRssBytes();
+size_t CurrentRssBytes();
+
+}  // namespace mamba2::bench

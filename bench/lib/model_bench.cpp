@@ -1,0 +1,143 @@
+#include "lib/model_bench.h"
+
+#include <algorithm>
+#include <chrono>
+#include <random>
+#include <set>
+
+#include "lib/stats.h"
+
+namespace mamba2::bench {
+namespace {
+
+double Now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+
+std::vector<int32_t> RandomIds(int64_t n, int64_t vocab, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::vector<int32_t> ids(size_t(std::max<int64_t>(n, 0)));
+  for (int32_t& id : ids) id = int32_t(rng() % uint64_t(vocab));
+  return ids;
+}
+
+int32_t Argmax(const std::vector<float>& v) {
+  return int32_t(std::max_element(v.begin(), v.end()) - v.begin());
+}
+
+class Runner {
+ public:
+  Runner(Mamba2Model& m, const ModelBenchOptions& o)
+      : m_(m), o_(o), logits_(size_t(m.config().vocab_rows)), vocab_(std::min(m.config().vocab_size, m.config().vocab_rows)) {}
+
+  // Prefill of `n` fresh tokens into slot 0 (reset first); returns seconds.
+  Result<double> Prefill(int64_t n, uint64_t seed) {
+    const std::vector<int32_t> ids = RandomIds(n, vocab_, seed);
+    const int32_t slot = 0;
+    m_.ResetSlot(slot);
+    const double t0 = Now();
+    RETURN_IF_ERROR(m_.Prefill(ids, {&slot, 1}, LogitsMode::kLast, logits_.data()));
+    return Now() - t0;
+  }
+
+  // `n` greedy steps from the current state of slot 0; appends each step's seconds.
+  Status Decode(int64_t n, std::vector<double>* step_seconds) {
+    const int32_t slot = 0;
+    int32_t tok = Argmax(logits_);
+    for (int64_t i = 0; i < n; ++i) {
+      const double t0 = Now();
+      RETURN_IF_ERROR(m_.Step({&tok, 1}, {&slot, 1}, logits_.data()));
+      tok = Argmax(logits_);
+      step_seconds->push_back(Now() - t0);
+    }
+    return Status::Ok();
+  }
+
+  // Prefill passes are of min(len, max_rows) rows; the first pass of a row count builds the
+  // library's kernels for it, so a length whose pass sizes have all run needs no warm-up.
+  bool NeedsWarmup(int64_t len) {
+    const int64_t piece = std::min<int64_t>(len, std::max<int64_t>(1, o_.pass_rows));
+    const bool fresh = warmed_.insert(piece).second;
+    const int64_t tail = len % piece;
+    const bool fresh_tail = tail ? warmed_.insert(tail).second : false;
+    return fresh || fresh_tail;
+  }
+
+  void Say(const std::string& s) {
+    if (o_.progress) o_.progress(s);
+  }
+
+ private:
+  Mamba2Model& m_;
+  const ModelBenchOptions& o_;
+  std::vector<float> logits_;
+  int64_t vocab_;
+  std::set<int64_t> warmed_;
+};
+
+std::string Fmt(const char* f, double a, double b = 0) {
+  char buf[160];
+  std::snprintf(buf, sizeof buf, f, a, b);
+  return buf;
+}
+
+}  // namespace
+
+Result<ModelBenchRuns> RunModelBench(Mamba2Model& model, const ModelBenchOptions& o) {
+  if (o.reps < 1) return Status::Error("bench: --reps must be >= 1");
+  const double t_start = Now();
+  Runner r(model, o);
+  ModelBenchRuns out;
+  uint64_t seed = o.seed;
+
+  for (int64_t len : o.prefill_lengths) {
+    if (len <= 0) continue;
+    PrefillRun pr;
+    pr.tokens = len;
+    if (r.NeedsWarmup(len)) RETURN_IF_ERROR(r.Prefill(len, seed++).status());
+    for (int i = 0; i < o.reps; ++i) {
+      ASSIGN_OR_RETURN(double s, r.Prefill(len, seed++));
+      pr.all_seconds.push_back(s);
+    }
+    pr.seconds = Median(pr.all_seconds);
+    r.Say(Fmt("prefill %.0f tokens: %.1f tok/s", double(len), double(len) / pr.seconds));
+    out.prefill.push_back(pr);
+  }
+
+  if (o.decode_tokens > 0) {
+    // Warm-up: one prompt and a few steps.
+    RETURN_IF_ERROR(r.Prefill(std::max<int64_t>(1, o.decode_prompt), seed++).status());
+    std::vector<double> ignored;
+    RETURN_IF_ERROR(r.Decode(std::min<int64_t>(8, o.decode_tokens), &ignored));
+    for (int i = 0; i < o.reps; ++i) {
+      RETURN_IF_ERROR(r.Prefill(std::max<int64_t>(1, o.decode_prompt), seed++).status());
+      std::vector<double> steps;
+      RETURN_IF_ERROR(r.Decode(o.decode_tokens, &steps));
+      double sum = 0;
+      for (double s : steps) sum += s;
+      out.decode_rep_s_per_token.push_back(sum / double(steps.size()));
+    }
+    out.decode_s_per_token = Median(out.decode_rep_s_per_token);
+    r.Say(Fmt("decode: %.2f tok/s", 1.0 / out.decode_s_per_token));
+  }
+
+  for (int64_t ctx : o.contexts) {
+    if (ctx <= 0) continue;
+    ContextRun cr;
+    cr.context = ctx;
+    if (r.NeedsWarmup(ctx)) RETURN_IF_ERROR(r.Prefill(ctx, seed++).status());
+    std::vector<double> recompute, steps;
+    for (int i = 0; i < o.reps; ++i) {
+      ASSIGN_OR_RETURN(double s, r.Prefill(ctx, seed++));
+      recompute.push_back(s);
+      RETURN_IF_ERROR(r.Decode(o.context_decode_tokens, &steps));
+    }
+    cr.recompute_s = Median(recompute);
+    cr.decode_s_per_token = Median(steps);
+    r.Say(Fmt("context %.0f: decode %.3f ms/token", double(ctx), cr.decode_s_per_token * 1e3) +
+          Fmt(", recompute %.3f s", cr.recompute_s));
+    out.contexts.push_back(cr);
+  }
+  out.seconds_total = Now() - t_start;
+  return out;
+}
+
+}  // namespace mamba2::bench
