@@ -9,6 +9,7 @@
 #include <tuple>
 #include <vector>
 
+#include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/cpu_kernels.h"
 #include "backend/host_backend.h"
 #include "core/thread_pool.h"
@@ -23,9 +24,11 @@ using AlignedBuffer = std::unique_ptr<float[], AlignedFree>;
 
 class CpuBackend final : public HostBackend {
  public:
-  explicit CpuBackend(int n_threads) : pool_(n_threads) {}
+  explicit CpuBackend(const CpuBackendOptions& o) : pool_(o.n_threads), matmul_(o.matmul) {}
 
-  std::string name() const override { return "cpu"; }
+  std::string name() const override {
+    return matmul_ == CpuMatMul::kFp32 ? "cpu" : std::string("cpu-") + CpuMatMulName(matmul_);
+  }
 
   void Fill(float* dst, float value, size_t n) override {
     pool_.ParallelFor(
@@ -135,6 +138,7 @@ class CpuBackend final : public HostBackend {
   }
 
   ThreadPool pool_;
+  CpuMatMul matmul_;
   std::mutex scratch_mu_;
   std::vector<float> cb_scratch_;
   std::mutex prepared_mu_;
@@ -144,6 +148,22 @@ class CpuBackend final : public HostBackend {
 
 }  // namespace
 
-std::unique_ptr<Backend> MakeCpuBackend(int n_threads) { return std::make_unique<CpuBackend>(n_threads); }
+const char* CpuMatMulName(CpuMatMul m) { return m == CpuMatMul::kBf16 ? "bf16" : "f32"; }
+
+Result<CpuMatMul> ParseCpuMatMul(const std::string& s) {
+  if (s == "f32" || s == "fp32") return CpuMatMul::kFp32;
+  if (s == "bf16") return CpuMatMul::kBf16;
+  return Status::Error("cpu matmul mode \"" + s + "\" is not one of f32, bf16");
+}
+
+std::unique_ptr<Backend> MakeCpuBackend(const CpuBackendOptions& options) {
+  return std::make_unique<CpuBackend>(options);
+}
+
+std::unique_ptr<Backend> MakeCpuBackend(int n_threads) {
+  CpuBackendOptions o;
+  o.n_threads = n_threads;
+  return MakeCpuBackend(o);
+}
 
 }  // namespace mamba2
