@@ -5,6 +5,7 @@
 #include <cmath>
 #include <mutex>
 #include <numeric>
+#include <thread>
 
 #include "core/thread_pool.h"
 
