@@ -1,5 +1,6 @@
 #include "serve/api_request.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -212,6 +213,7 @@ std::optional<ApiError> ParseCompletionRequest(const json& body, const RequestLi
     out->model = m->get<std::string>();
   }
   if (auto e = ParsePrompt(body, out)) return e;
+  out->max_tokens = std::min<int64_t>(out->max_tokens, limits.max_tokens_limit);
 
   if (const json* v = Field(body, "max_tokens")) {
     const std::optional<int64_t> n = v->is_number() ? AsInt64(*v) : std::nullopt;

@@ -54,6 +54,14 @@ TEST(ApiRequest, Defaults) {
   EXPECT_FALSE(r.ignore_eos);
 }
 
+TEST(ApiRequest, DefaultMaxTokensRespectsTheLimit) {
+  RequestLimits l = Limits();
+  l.max_tokens_limit = 10;
+  CompletionRequest r;
+  ASSERT_FALSE(ParseCompletionRequest(json{{"prompt", "a"}}, l, &r).has_value());
+  EXPECT_EQ(r.max_tokens, 10);
+}
+
 TEST(ApiRequest, AllFields) {
   const CompletionRequest r = ParseOk(R"({"model": "m", "prompt": [1, 2, 3], "max_tokens": 7, "temperature": 0,
       "top_p": 0.5, "top_k": 4, "min_p": 0.1, "repetition_penalty": 1.3, "repeat_last_n": 8, "seed": 42,
