@@ -12,6 +12,7 @@
 #include "lib/model_bench.h"
 #include "lib/model_cost.h"
 #include "lib/model_writer.h"
+#include "lib/profiling_backend.h"
 #include "lib/report.h"
 #include "model/random_weights.h"
 #if defined(MAMBA2_HAVE_CUDA)
@@ -27,7 +28,7 @@ struct BenchArgs {
   int64_t decode = 128, context_decode = 32;
   int threads = 0, reps = 3;
   uint64_t seed = 1;
-  bool no_limits = false;
+  bool no_limits = false, profile = false;
 };
 
 Result<DType> ParseWeightDType(const std::string& s) {
@@ -71,6 +72,39 @@ Result<BackendChoice> ChooseBackend(const BenchArgs& a, DType weights) {
   c.backend = c.make();
   if (!c.backend) return Status::Error("backend " + a.backend + ": no usable device");
   return c;
+}
+
+// Where the time of one prefill (the longest --prefill) and of decode steps goes, op by op.
+Status Profile(const ModelConfig& config, std::shared_ptr<const WeightStore> store, Backend* inner,
+               const BenchArgs& a) {
+  using namespace mamba2::bench;
+  ProfilingBackend prof(inner);
+  prof.NameWeightShape(Shape{config.in_proj_rows(), config.d_model}, "in_proj");
+  prof.NameWeightShape(Shape{config.d_model, config.d_inner}, "out_proj");
+  prof.NameWeightShape(Shape{config.vocab_rows, config.d_model}, "lm_head");
+  ASSIGN_OR_RETURN(auto model, Mamba2Model::FromStore(config, store, &prof));
+  std::vector<float> logits(size_t(config.vocab_rows));
+  const int32_t slot = 0;
+  int64_t len = 0;
+  for (int64_t l : a.prefill) len = std::max(len, l);
+  if (len > 0) {
+    std::vector<int32_t> ids(static_cast<size_t>(len));
+    for (size_t i = 0; i < ids.size(); ++i) ids[i] = int32_t((i * 7919 + 13) % 50000);
+    for (int pass = 0; pass < 2; ++pass) {  // the first one warms up
+      prof.Reset();
+      model->ResetSlot(slot);
+      RETURN_IF_ERROR(model->Prefill(ids, {&slot, 1}, LogitsMode::kLast, logits.data()));
+    }
+    std::printf("\n%s", FormatProfile(prof.times(), "profile: prefill of " + std::to_string(len) + " tokens").c_str());
+  }
+  const int64_t steps = std::max<int64_t>(a.decode, 1);
+  int32_t tok = 1;
+  RETURN_IF_ERROR(model->Prefill({&tok, 1}, {&slot, 1}, LogitsMode::kLast, logits.data()));
+  for (int i = 0; i < 4; ++i) RETURN_IF_ERROR(model->Step({&tok, 1}, {&slot, 1}, logits.data()));
+  prof.Reset();
+  for (int64_t i = 0; i < steps; ++i) RETURN_IF_ERROR(model->Step({&tok, 1}, {&slot, 1}, logits.data()));
+  std::printf("\n%s", FormatProfile(prof.times(), "profile: " + std::to_string(steps) + " decode steps").c_str());
+  return Status::Ok();
 }
 
 // The options in effect, as a command that repeats the run.
@@ -207,6 +241,9 @@ int RunBench(BenchArgs a) {
   rep.peak_rss_bytes = PeakRssBytes();
 
   PrintTable(stdout, rep);
+  if (a.profile) {
+    if (Status st = Profile(config, store, choice->backend.get(), a); !st.ok()) return Fail(st);
+  }
   if (!a.json.empty()) {
     std::ofstream f(a.json, std::ios::binary);
     f << ToJson(rep) << "\n";
@@ -241,6 +278,7 @@ Runner AddBench(CLI::App& app) {
   cmd->add_option("--write-model", a->write_model,
                   "write the --shape random model (config.json + model.safetensors) to DIR and exit");
   cmd->add_flag("--no-limits", a->no_limits, "skip measuring the GEMM peak and read bandwidth");
+  cmd->add_flag("--profile", a->profile, "also print where a prefill and decode steps spend their time, op by op");
   return [a]() {
     BenchArgs args = *a;
     args.command = CommandLine(args);

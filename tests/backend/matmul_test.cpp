@@ -2,6 +2,7 @@
 #include <tuple>
 
 #include "backend/backend_test_util.h"
+#include "backend/cpu/cpu_backend.h"
 
 namespace mamba2::testing {
 namespace {
@@ -95,20 +96,39 @@ TEST(EmbedTest, MatchesRefForEveryTableDtype) {
   }
 }
 
-// Tied embeddings: the model prepares the same stored tensor for Embed and for lm_head.
-TEST(CpuPrepareTest, SameTensorPreparedTwiceSharesOneCopy) {
+// fp32 mode reads every matrix where it is stored (the mmapped file), whatever its dtype:
+// f16/bf16 widen exactly in registers, so no fp32 copy of the model is made.
+TEST(CpuPrepareTest, Fp32ModeUsesMatricesInPlace) {
   auto cpu = MakeCpuBackend(2);
   Rng rng(5);
-  StoredTensor bf = Store(rng.UniformVec(64 * 32, -1, 1), DType::BF16, Shape{64, 32});
-  const TensorView a = cpu->PrepareWeight(bf.view, WeightKind::kMatrix);
-  const TensorView b = cpu->PrepareWeight(bf.view, WeightKind::kMatrix);
-  EXPECT_EQ(a.dtype, DType::F32);
+  for (DType dt : {DType::F32, DType::BF16, DType::F16}) {
+    StoredTensor t = Store(rng.UniformVec(64 * 32, -1, 1), dt, Shape{64, 32});
+    const TensorView a = cpu->PrepareWeight(t.view, WeightKind::kMatrix);
+    EXPECT_EQ(a.data, t.view.data) << DTypeName(dt);
+    EXPECT_EQ(a.dtype, dt);
+    EXPECT_EQ(a.shape, t.view.shape);
+  }
+}
+
+// Tied embeddings: the model prepares the same stored tensor for Embed and for lm_head; bf16
+// mode rounds an f32 matrix once and both uses share the copy.
+TEST(CpuPrepareTest, Bf16ModeRoundsOnceAndSharesTheCopy) {
+  CpuBackendOptions o;
+  o.n_threads = 2;
+  o.matmul = CpuMatMul::kBf16;
+  auto cpu = MakeCpuBackend(o);
+  Rng rng(6);
+  const std::vector<float> v = rng.UniformVec(64 * 32, -1, 1);
+  StoredTensor f = Store(v, DType::F32, Shape{64, 32});
+  const TensorView a = cpu->PrepareWeight(f.view, WeightKind::kMatrix);
+  const TensorView b = cpu->PrepareWeight(f.view, WeightKind::kMatrix);
+  EXPECT_EQ(a.dtype, DType::BF16);
   EXPECT_EQ(a.data, b.data);
-  EXPECT_EQ(a.shape, bf.view.shape);
-  for (int64_t i = 0; i < 64 * 32; ++i) ASSERT_EQ(a.as<float>()[i], BF16ToF32(bf.half[size_t(i)]));
-  // f32 matrices are used where they are (the mmapped file), not copied.
-  StoredTensor f = Store(rng.UniformVec(16, -1, 1), DType::F32, Shape{4, 4});
-  EXPECT_EQ(cpu->PrepareWeight(f.view, WeightKind::kMatrix).data, f.view.data);
+  EXPECT_NE(a.data, f.view.data);
+  for (int64_t i = 0; i < 64 * 32; ++i) ASSERT_EQ(a.as<uint16_t>()[i], F32ToBF16(v[size_t(i)]));
+  // bf16 matrices are already what the mode multiplies: used in place.
+  StoredTensor bf = Store(v, DType::BF16, Shape{64, 32});
+  EXPECT_EQ(cpu->PrepareWeight(bf.view, WeightKind::kMatrix).data, bf.view.data);
 }
 
 }  // namespace

@@ -61,9 +61,14 @@ class CpuBackend final : public HostBackend {
   }
 
   void MatMul(Mat x, const TensorView& w, Mat out) override {
-    CHECK_MSG(w.dtype == DType::F32, "cpu MatMul: weight not prepared (expected f32)");
     CHECK(w.shape.ndim == 2);
-    cpu::MatMul(pool_, x, w.as<float>(), w.shape[0], w.shape[1], out);
+    const bool bf16 = matmul_ == CpuMatMul::kBf16;
+    if (x.rows > cpu::kGemvMaxRows) {
+      std::lock_guard<std::mutex> lock(xb_mu_);
+      cpu::MatMul(pool_, x, w, out, bf16, xb_scratch_);
+    } else {
+      cpu::MatMul(pool_, x, w, out, bf16, xb_scratch_);  // GEMV: touches no scratch
+    }
   }
 
   void ConvPrefill(Mat xbc, int64_t n_seqs, int64_t seq_len, const int32_t* slots, const MixerDims& dims,
@@ -96,31 +101,42 @@ class CpuBackend final : public HostBackend {
   }
 
  protected:
-  // f32 matrices are used in place (mmapped); f16/bf16 are widened once into a buffer owned
-  // here. The same stored tensor prepared twice (tied embedding / lm_head) shares one copy.
-  // Like the in-place f32 views, this assumes host tensors outlive the backend unchanged; the
-  // sampled fingerprint only guards against a freed tensor's address being reused.
+  // Matrices are used in place (mmapped) in the dtype they are stored in, except where the
+  // mode needs another: bf16 mode rounds f32/f16 matrices to bf16 once, and f64 (only in
+  // tests' fixtures) becomes f32. The same stored tensor prepared twice (tied embedding /
+  // lm_head) shares one copy. Like the in-place views, this assumes host tensors outlive the
+  // backend unchanged; the sampled fingerprint only guards against a freed tensor's address
+  // being reused.
   TensorView PrepareMatrix(const TensorView& host) override {
-    if (host.dtype == DType::F32) return host;
-    CHECK_MSG(host.dtype == DType::F16 || host.dtype == DType::BF16 || host.dtype == DType::F64,
+    DType target = host.dtype;
+    if (matmul_ == CpuMatMul::kBf16) target = DType::BF16;
+    else if (host.dtype == DType::F64) target = DType::F32;
+    CHECK_MSG(host.dtype == DType::F32 || host.dtype == DType::F16 || host.dtype == DType::BF16 ||
+                  host.dtype == DType::F64,
               "cpu PrepareMatrix: matrices must be f32, f16, bf16 or f64");
+    if (target == host.dtype) return host;
     std::lock_guard<std::mutex> lock(prepared_mu_);
     const auto key = std::make_tuple(host.data, host.dtype, host.numel(), Fingerprint(host));
-    if (auto it = prepared_.find(key); it != prepared_.end()) return TensorView{it->second, DType::F32, host.shape};
+    if (auto it = prepared_.find(key); it != prepared_.end()) return TensorView{it->second, target, host.shape};
     const int64_t n = host.numel();
-    const size_t bytes = (size_t(n) * sizeof(float) + 63) / 64 * 64;
+    const size_t es = DTypeSize(target);
+    const size_t bytes = (size_t(n) * es + 63) / 64 * 64;
     AlignedBuffer buf(static_cast<float*>(std::aligned_alloc(64, bytes == 0 ? 64 : bytes)));
-    CHECK_MSG(buf != nullptr, "out of host memory converting a weight matrix to f32");
-    float* dst = buf.get();
+    CHECK_MSG(buf != nullptr, "out of host memory converting a weight matrix");
+    void* dst = buf.get();
     pool_.ParallelFor(
         n,
         [&](int64_t b, int64_t e) {
-          for (int64_t i = b; i < e; ++i) dst[i] = LoadAsF32(host.data, host.dtype, size_t(i));
+          for (int64_t i = b; i < e; ++i) {
+            const float v = LoadAsF32(host.data, host.dtype, size_t(i));
+            if (target == DType::BF16) static_cast<uint16_t*>(dst)[i] = F32ToBF16(v);
+            else static_cast<float*>(dst)[i] = v;
+          }
         },
         1 << 16);
     prepared_[key] = dst;
     owned_.push_back(std::move(buf));
-    return TensorView{dst, DType::F32, host.shape};
+    return TensorView{dst, target, host.shape};
   }
 
  private:
@@ -142,7 +158,9 @@ class CpuBackend final : public HostBackend {
   std::mutex scratch_mu_;
   std::vector<float> cb_scratch_;
   std::mutex prepared_mu_;
-  std::map<std::tuple<void*, DType, int64_t, uint64_t>, float*> prepared_;
+  std::map<std::tuple<void*, DType, int64_t, uint64_t>, void*> prepared_;
+  std::mutex xb_mu_;
+  std::vector<uint16_t> xb_scratch_;  // prefill activations rounded to bf16
   std::vector<AlignedBuffer> owned_;
 };
 

@@ -1,5 +1,5 @@
-// The cpu backend's kernels, each parallel over the given pool. Weights are fp32 here (the
-// backend converts other dtypes once when preparing them). Shapes are as in backend.h.
+// The cpu backend's kernels, each parallel over the given pool. Vector weights are fp32 here;
+// matrices keep the dtype the backend prepared them in. Shapes are as in backend.h.
 #pragma once
 
 #include <cmath>
@@ -11,9 +11,11 @@
 
 namespace mamba2::cpu {
 
-// out = x @ w^T; w [n, k] row-major fp32. Few rows: a threaded GEMV that streams w once.
-// Many rows: tiles of BLAS sgemm (oneDNN when built with it), one tile per thread.
-void MatMul(ThreadPool& pool, Mat x, const float* w, int64_t n, int64_t k, Mat out);
+// out = x @ w^T; w [n, k] row-major in f32, f16 or bf16. Few rows: a threaded GEMV that streams
+// w once in its stored dtype, fp32 arithmetic. Many rows: one library GEMM tile per thread,
+// fp32 sgemm, or (bf16_gemm, w bf16) x rounded to bf16 into xb_scratch and a bf16 GEMM with
+// fp32 accumulation.
+void MatMul(ThreadPool& pool, Mat x, const TensorView& w, Mat out, bool bf16_gemm, std::vector<uint16_t>& xb_scratch);
 
 // Rows up to this count take the GEMV path.
 constexpr int64_t kGemvMaxRows = 8;

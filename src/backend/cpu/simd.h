@@ -5,12 +5,16 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
+
+#include "core/dtype.h"
 
 #if defined(__AVX512F__) || defined(__AVX2__)
-// GCC 12's AVX-512 headers trip -Wmaybe-uninitialized on their own _mm512_undefined_* values
+// GCC 12's AVX-512 headers trip -W(maybe-)uninitialized on their own _mm512_undefined_* values
 // (GCC bug 105593); the warning is attributed to the header's lines, so silence it there only.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #include <immintrin.h>
 #pragma GCC diagnostic pop
 #endif
@@ -65,6 +69,26 @@ inline Vf Exp(Vf x) {
   return {_mm512_scalef_ps(p, n)};
 }
 
+// 16 bf16 / f16 values widened to f32 (exact).
+inline Vf LoadBf16(const uint16_t* p) {
+  const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  return {_mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16))};
+}
+inline Vf LoadF16(const uint16_t* p) {
+  return {_mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)))};
+}
+// 16 f32 rounded to bf16, nearest even.
+inline void StoreBf16(uint16_t* p, Vf a) {
+#if defined(__AVX512BF16__)
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(a.v)));
+#else
+  __m512i u = _mm512_castps_si512(a.v);
+  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+  u = _mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), lsb));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtepi32_epi16(_mm512_srli_epi32(u, 16)));
+#endif
+}
+
 #elif defined(__AVX2__) && defined(__FMA__)
 
 constexpr int kLanes = 8;
@@ -115,6 +139,28 @@ inline Vf Exp(Vf x) {
   return {res};
 }
 
+inline Vf LoadBf16(const uint16_t* p) {
+  const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  return {_mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16))};
+}
+#if defined(__F16C__)
+inline Vf LoadF16(const uint16_t* p) { return {_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)))}; }
+#else
+inline Vf LoadF16(const uint16_t* p) {
+  alignas(32) float f[8];
+  for (int i = 0; i < 8; ++i) f[i] = F16ToF32(p[i]);
+  return {_mm256_load_ps(f)};
+}
+#endif
+inline void StoreBf16(uint16_t* p, Vf a) {
+  __m256i u = _mm256_castps_si256(a.v);
+  const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
+  u = _mm256_srli_epi32(_mm256_add_epi32(u, _mm256_add_epi32(_mm256_set1_epi32(0x7fff), lsb)), 16);
+  // packus works within 128-bit lanes: pack, then gather the two lanes' low halves.
+  const __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi32(u, u), 0x08);
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm256_castsi256_si128(packed));
+}
+
 #else
 
 constexpr int kLanes = 1;
@@ -138,11 +184,14 @@ inline Vf Min(Vf a, Vf b) { return {a.v < b.v ? a.v : b.v}; }
 inline Vf Max(Vf a, Vf b) { return {a.v > b.v ? a.v : b.v}; }
 inline float ReduceAdd(Vf a) { return a.v; }
 inline Vf Exp(Vf x) { return {std::exp(x.v)}; }
+inline Vf LoadBf16(const uint16_t* p) { return {BF16ToF32(*p)}; }
+inline Vf LoadF16(const uint16_t* p) { return {F16ToF32(*p)}; }
+inline void StoreBf16(uint16_t* p, Vf a) { *p = F32ToBF16(a.v); }
 
 #endif
 
 // A hint to bring the cache line holding p into all cache levels; never faults.
-inline void Prefetch(const float* p) {
+inline void Prefetch(const void* p) {
 #if defined(__SSE__)
   _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T0);
 #else
@@ -182,6 +231,23 @@ inline float ExpScalar(float x) {
   tmp[0] = x;
   Store(tmp, Exp(Load(tmp)));
   return tmp[0];
+}
+
+// The first n < kLanes elements of a half-precision vector (the rest read as 0).
+inline Vf LoadNBf16(const uint16_t* p, int n) {
+  uint16_t tmp[kLanes] = {};
+  std::memcpy(tmp, p, size_t(n) * sizeof(uint16_t));
+  return LoadBf16(tmp);
+}
+inline Vf LoadNF16(const uint16_t* p, int n) {
+  uint16_t tmp[kLanes] = {};
+  std::memcpy(tmp, p, size_t(n) * sizeof(uint16_t));
+  return LoadF16(tmp);
+}
+inline void StoreNBf16(uint16_t* p, Vf a, int n) {
+  uint16_t tmp[kLanes];
+  StoreBf16(tmp, a);
+  std::memcpy(p, tmp, size_t(n) * sizeof(uint16_t));
 }
 
 }  // namespace mamba2::cpu

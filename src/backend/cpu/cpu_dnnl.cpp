@@ -1,0 +1,151 @@
+#include "backend/cpu/cpu_dnnl.h"
+
+#include <algorithm>
+#include <map>
+#include <mutex>
+#include <tuple>
+#include <vector>
+
+#include "backend/cpu/simd.h"
+#include "core/dtype.h"
+#include "core/status.h"
+
+#if defined(MAMBA2_HAVE_DNNL)
+#include <omp.h>
+
+#include "oneapi/dnnl/dnnl.h"
+#endif
+
+namespace mamba2::cpu {
+
+#if defined(MAMBA2_HAVE_DNNL)
+namespace {
+
+#define DNNL_CHECK(expr)                                                  \
+  do {                                                                    \
+    const dnnl_status_t _s = (expr);                                      \
+    CHECK_MSG(_s == dnnl_success, std::string(#expr) + " failed: " + std::to_string(int(_s))); \
+  } while (0)
+
+// oneDNN's OpenMP team would oversubscribe the cores our pool already uses. The OpenMP
+// thread count is per calling thread, so set it once on each thread that gets here.
+void SingleOmpThread() {
+  thread_local bool done = false;
+  if (!done) {
+    omp_set_num_threads(1);
+    done = true;
+  }
+}
+
+struct Bf16Primitive {
+  dnnl_primitive_t prim = nullptr;
+  dnnl_memory_desc_t src, wei, dst, scratch;
+  size_t scratch_bytes = 0;
+};
+
+// Primitives are immutable after creation and may run concurrently on several threads, each
+// with its own stream and scratchpad (user-managed, so no library-global scratch is shared).
+class Bf16Cache {
+ public:
+  static Bf16Cache& Get() {
+    static Bf16Cache* c = new Bf16Cache();  // never destroyed: primitives may run at exit
+    return *c;
+  }
+  dnnl_engine_t engine() const { return engine_; }
+
+  const Bf16Primitive& Find(int64_t rows, int64_t cols, int64_t k, int64_t ldo) {
+    std::lock_guard<std::mutex> lock(mu_);
+    const auto key = std::make_tuple(rows, cols, k, ldo);
+    auto it = cache_.find(key);
+    if (it != cache_.end()) return it->second;
+    Bf16Primitive p;
+    const dnnl_dims_t src_dims = {rows, k}, wei_dims = {k, cols}, dst_dims = {rows, cols};
+    const dnnl_dims_t wei_strides = {1, k}, dst_strides = {ldo, 1};
+    DNNL_CHECK(dnnl_memory_desc_init_by_tag(&p.src, 2, src_dims, dnnl_bf16, dnnl_ab));
+    // w is [cols, k] row-major: the k x cols weight matrix with column stride k.
+    DNNL_CHECK(dnnl_memory_desc_init_by_strides(&p.wei, 2, wei_dims, dnnl_bf16, wei_strides));
+    DNNL_CHECK(dnnl_memory_desc_init_by_strides(&p.dst, 2, dst_dims, dnnl_f32, dst_strides));
+    dnnl_primitive_attr_t attr = nullptr;
+    DNNL_CHECK(dnnl_primitive_attr_create(&attr));
+    DNNL_CHECK(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user));
+    dnnl_matmul_desc_t md;
+    DNNL_CHECK(dnnl_matmul_desc_init(&md, &p.src, &p.wei, nullptr, &p.dst));
+    dnnl_primitive_desc_t pd = nullptr;
+    DNNL_CHECK(dnnl_primitive_desc_create(&pd, &md, attr, engine_, nullptr));
+    p.scratch = *dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    p.scratch_bytes = dnnl_memory_desc_get_size(&p.scratch);
+    DNNL_CHECK(dnnl_primitive_create(&p.prim, pd));
+    dnnl_primitive_desc_destroy(pd);
+    dnnl_primitive_attr_destroy(attr);
+    return cache_.emplace(key, p).first->second;
+  }
+
+ private:
+  Bf16Cache() { DNNL_CHECK(dnnl_engine_create(&engine_, dnnl_cpu, 0)); }
+  dnnl_engine_t engine_ = nullptr;
+  std::mutex mu_;
+  std::map<std::tuple<int64_t, int64_t, int64_t, int64_t>, Bf16Primitive> cache_;
+};
+
+struct ThreadStream {
+  dnnl_stream_t stream = nullptr;
+  std::vector<uint8_t> scratch;
+  ~ThreadStream() {
+    if (stream) dnnl_stream_destroy(stream);
+  }
+};
+
+}  // namespace
+
+bool HaveDnnl() { return true; }
+
+void SgemmTile(const float* x, int64_t ldx, const float* w, int64_t k, float* out, int64_t ldo, int64_t rows,
+               int64_t cols) {
+  SingleOmpThread();
+  const dnnl_status_t st = dnnl_sgemm('N', 'T', rows, cols, k, 1.0f, x, ldx, w, k, 0.0f, out, ldo);
+  CHECK_MSG(st == dnnl_success, "dnnl_sgemm failed");
+}
+
+void Bf16GemmTile(const uint16_t* x, const uint16_t* w, int64_t k, float* out, int64_t ldo, int64_t rows,
+                  int64_t cols) {
+  SingleOmpThread();
+  Bf16Cache& cache = Bf16Cache::Get();
+  const Bf16Primitive& p = cache.Find(rows, cols, k, ldo);
+  thread_local ThreadStream ts;
+  if (!ts.stream) DNNL_CHECK(dnnl_stream_create(&ts.stream, cache.engine(), dnnl_stream_default_flags));
+  if (ts.scratch.size() < p.scratch_bytes) ts.scratch.resize(p.scratch_bytes);
+  dnnl_memory_t m_src = nullptr, m_wei = nullptr, m_dst = nullptr, m_scratch = nullptr;
+  DNNL_CHECK(dnnl_memory_create(&m_src, &p.src, cache.engine(), const_cast<uint16_t*>(x)));
+  DNNL_CHECK(dnnl_memory_create(&m_wei, &p.wei, cache.engine(), const_cast<uint16_t*>(w)));
+  DNNL_CHECK(dnnl_memory_create(&m_dst, &p.dst, cache.engine(), out));
+  DNNL_CHECK(dnnl_memory_create(&m_scratch, &p.scratch, cache.engine(), ts.scratch.data()));
+  const dnnl_exec_arg_t args[4] = {
+      {DNNL_ARG_SRC, m_src}, {DNNL_ARG_WEIGHTS, m_wei}, {DNNL_ARG_DST, m_dst}, {DNNL_ARG_SCRATCHPAD, m_scratch}};
+  DNNL_CHECK(dnnl_primitive_execute(p.prim, ts.stream, 4, args));
+  DNNL_CHECK(dnnl_stream_wait(ts.stream));
+  for (dnnl_memory_t m : {m_src, m_wei, m_dst, m_scratch}) dnnl_memory_destroy(m);
+}
+
+#else  // no oneDNN: plain loops, correct and slow.
+
+bool HaveDnnl() { return false; }
+
+void SgemmTile(const float* x, int64_t ldx, const float* w, int64_t k, float* out, int64_t ldo, int64_t rows,
+               int64_t cols) {
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t j = 0; j < cols; ++j) out[r * ldo + j] = Dot(x + r * ldx, w + j * k, k);
+}
+
+void Bf16GemmTile(const uint16_t* x, const uint16_t* w, int64_t k, float* out, int64_t ldo, int64_t rows,
+                  int64_t cols) {
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t j = 0; j < cols; ++j) {
+      float s = 0.0f;
+      for (int64_t i = 0; i < k; ++i) s += BF16ToF32(x[r * k + i]) * BF16ToF32(w[j * k + i]);
+      out[r * ldo + j] = s;
+    }
+}
+
+#endif
+
+}  // namespace mamba2::cpu

@@ -1,0 +1,24 @@
+// The cpu backend's use of oneDNN: fp32 sgemm, and bf16 x bf16 -> fp32 matmul primitives
+// (AVX512-BF16 or AMX kernels generated at run time, so no hand-written tile intrinsics).
+// Every call runs on the calling thread alone: the backend's pool supplies the parallelism
+// by giving each thread its own tile of the output.
+#pragma once
+
+#include <cstdint>
+
+namespace mamba2::cpu {
+
+// True when the build has oneDNN.
+bool HaveDnnl();
+
+// out[r][j] = sum_k x[r][k] * w[j][k] for r < rows, j < cols; x [rows, k] (ld ldx), w [cols, k]
+// (ld k), out (ld ldo). fp32 throughout.
+void SgemmTile(const float* x, int64_t ldx, const float* w, int64_t k, float* out, int64_t ldo, int64_t rows,
+               int64_t cols);
+
+// The same product with bf16 x (contiguous [rows, k]) and bf16 w, fp32 accumulation and
+// output. The primitive for each (rows, cols, k, ldo) is built once and cached. Needs oneDNN.
+void Bf16GemmTile(const uint16_t* x, const uint16_t* w, int64_t k, float* out, int64_t ldo, int64_t rows,
+                  int64_t cols);
+
+}  // namespace mamba2::cpu

@@ -1,0 +1,106 @@
+// The cpu backend's bf16 matmul mode against the product it promises, computed here in double:
+// prefill-sized matmuls multiply bf16(x) by bf16(w) with fp32 accumulation; decode-sized ones
+// (the GEMV path) keep x in fp32 and read the bf16 weights.
+#include "backend/backend_test_util.h"
+#include "backend/cpu/cpu_backend.h"
+
+namespace mamba2::testing {
+namespace {
+
+// fp32 accumulation of exact bf16 products against a double sum.
+constexpr double kTol = 2e-6;
+
+struct Case {
+  int64_t rows, k, n;
+  DType dtype;
+};
+
+class CpuBf16MatMul : public ::testing::TestWithParam<Case> {};
+
+TEST_P(CpuBf16MatMul, MatchesBf16RoundedProduct) {
+  const Case c = GetParam();
+  Rng rng(uint64_t(c.rows * 7919 + c.k * 31 + c.n + int(c.dtype)));
+  HostMat x = MakeHostMat(c.rows, c.k, 2, 3);
+  rng.Fill(x, -1.0f, 1.0f);
+  const float bound = 1.0f / std::sqrt(float(c.k));
+  StoredTensor w = Store(rng.UniformVec(size_t(c.n * c.k), -bound, bound), c.dtype, Shape{c.n, c.k});
+  const bool gemm = c.rows > 8;  // the backend's GEMV / GEMM boundary (cpu_kernels.h kGemvMaxRows)
+
+  std::vector<float> want(size_t(c.rows * c.n));
+  for (int64_t r = 0; r < c.rows; ++r)
+    for (int64_t j = 0; j < c.n; ++j) {
+      double s = 0.0;
+      for (int64_t i = 0; i < c.k; ++i) {
+        const float wv = BF16ToF32(F32ToBF16(LoadAsF32(w.view.data, c.dtype, size_t(j * c.k + i))));
+        const float xv = gemm ? BF16ToF32(F32ToBF16(x.at(r, i))) : x.at(r, i);
+        s += double(xv) * double(wv);
+      }
+      want[size_t(r * c.n + j)] = float(s);
+    }
+
+  for (int threads : {1, 3}) {
+    CpuBackendOptions o;
+    o.n_threads = threads;
+    o.matmul = CpuMatMul::kBf16;
+    auto cpu = MakeCpuBackend(o);
+    EXPECT_EQ(cpu->name(), "cpu-bf16");
+    DeviceArena mem(*cpu);
+    const HostMat out0 = MakeHostMat(c.rows, c.n, 1, 4);
+    Mat out = mem.Upload(out0);
+    cpu->MatMul(mem.Upload(x), cpu->PrepareWeight(w.view, WeightKind::kMatrix), out);
+    const HostMat got = mem.Download(out, out0);
+    const std::string what = "cpu" + std::to_string(threads) + "-bf16 rows " + std::to_string(c.rows) + " k " +
+                             std::to_string(c.k) + " n " + std::to_string(c.n) + " " + DTypeName(c.dtype);
+    ExpectClose(got.Values(), want, kTol, what);
+    ExpectPaddingIntact(got, what);
+  }
+}
+
+std::vector<Case> Cases() {
+  std::vector<Case> v;
+  for (int64_t rows : {1, 5, 8, 9, 33, 130})
+    for (auto [k, n] : {std::pair<int64_t, int64_t>{100, 37}, {256, 512}, {768, 300}})
+      for (DType dt : {DType::F32, DType::BF16, DType::F16}) v.push_back({rows, k, n, dt});
+  return v;
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, CpuBf16MatMul, ::testing::ValuesIn(Cases()), [](const auto& info) {
+  const Case& c = info.param;
+  return "rows" + std::to_string(c.rows) + "_k" + std::to_string(c.k) + "_n" + std::to_string(c.n) + "_" +
+         DTypeName(c.dtype);
+});
+
+// The rounding really happens: a bf16-mode prefill product differs from the fp32 one by about
+// bf16's precision, so a mode switch that silently did nothing would fail here.
+TEST(CpuBf16MatMul, DiffersFromFp32ByBf16Rounding) {
+  Rng rng(11);
+  const int64_t rows = 64, k = 512, n = 256;
+  HostMat x = MakeHostMat(rows, k);
+  rng.Fill(x, -1.0f, 1.0f);
+  StoredTensor w = Store(rng.UniformVec(size_t(n * k), -0.05f, 0.05f), DType::F32, Shape{n, k});
+  auto run = [&](CpuMatMul mode) {
+    CpuBackendOptions o;
+    o.n_threads = 2;
+    o.matmul = mode;
+    auto cpu = MakeCpuBackend(o);
+    DeviceArena mem(*cpu);
+    const HostMat out0 = MakeHostMat(rows, n);
+    Mat out = mem.Upload(out0);
+    cpu->MatMul(mem.Upload(x), cpu->PrepareWeight(w.view, WeightKind::kMatrix), out);
+    return mem.Download(out, out0).Values();
+  };
+  const double err = RelL2(run(CpuMatMul::kBf16), run(CpuMatMul::kFp32));
+  EXPECT_GT(err, 1e-4);  // bf16 keeps 8 significant bits: ~2^-9 relative per operand
+  EXPECT_LT(err, 1e-2);
+}
+
+TEST(CpuBackendOptions, ParsesModes) {
+  EXPECT_EQ(ParseCpuMatMul("f32").value(), CpuMatMul::kFp32);
+  EXPECT_EQ(ParseCpuMatMul("fp32").value(), CpuMatMul::kFp32);
+  EXPECT_EQ(ParseCpuMatMul("bf16").value(), CpuMatMul::kBf16);
+  EXPECT_FALSE(ParseCpuMatMul("tf32").ok());
+  EXPECT_EQ(MakeCpuBackend(1)->name(), "cpu");
+}
+
+}  // namespace
+}  // namespace mamba2::testing
