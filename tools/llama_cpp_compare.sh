@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Runs llama.cpp's llama-bench on the very random mamba2-130m-shape weights that
+# `mamba2 bench --shape 130m` builds, for the comparison in BENCHMARKS.md.
+#
+#   tools/llama_cpp_compare.sh LLAMA_DIR MAMBA2_BIN OUT_DIR [dtypes] [threads]
+#
+# LLAMA_DIR: a llama.cpp source tree checked out OUTSIDE this repository, with
+#   build/bin/llama-bench built (cmake -B build -DGGML_NATIVE=ON -DLLAMA_CURL=OFF &&
+#   cmake --build build --target llama-bench) and models/ggml-vocab-gpt-neox.gguf present
+#   (it is in llama.cpp's git tree). Nothing of llama.cpp is copied into this repository.
+# MAMBA2_BIN: the mamba2 CLI (writes the weights: mamba2 bench --write-model).
+# OUT_DIR: scratch space for the model folders, GGUF files and llama-bench JSON (~2.5 GB).
+# dtypes: space-separated subset of "f32 bf16 f16" (default: all three).
+#
+# Conversion: tools/mamba2_to_gguf.py (own code, with gguf-py from LLAMA_DIR at run time).
+# llama.cpp's convert_hf_to_gguf.py would do the same but needs transformers and torch >= 2.1
+# at import time, which /usr/bin/python3 here lacks.
+set -euo pipefail
+
+LLAMA_DIR=${1:?LLAMA_DIR}
+MAMBA2=${2:?MAMBA2_BIN}
+OUT=${3:?OUT_DIR}
+DTYPES=${4:-"f32 bf16 f16"}
+THREADS=${5:-2}
+PY=/usr/bin/python3
+HERE=$(cd "$(dirname "$0")" && pwd)
+
+mkdir -p "$OUT"
+[ -x "$LLAMA_DIR/build/bin/llama-bench" ] || { echo "no $LLAMA_DIR/build/bin/llama-bench" >&2; exit 1; }
+[ -f "$LLAMA_DIR/models/ggml-vocab-gpt-neox.gguf" ] || { echo "no models/ggml-vocab-gpt-neox.gguf in $LLAMA_DIR" >&2; exit 1; }
+
+SRC="$OUT/mamba2-130m-random-f32"
+[ -f "$SRC/model.safetensors" ] || "$MAMBA2" bench --shape 130m --dtype f32 --write-model "$SRC"
+
+for dt in $DTYPES; do
+  gguf="$OUT/mamba2-130m-random-$dt.gguf"
+  if [ ! -f "$gguf" ]; then
+    # The f32 weights rounded here (nearest even) equal the bench's own --dtype bf16/f16
+    # weights, which are the same draws rounded the same way.
+    "$PY" "$HERE/mamba2_to_gguf.py" "$SRC" "$gguf" --outtype "$dt" --llama-dir "$LLAMA_DIR" >"$OUT/convert-$dt.log" 2>&1 ||
+      { tail -20 "$OUT/convert-$dt.log" >&2; exit 1; }
+  fi
+  echo "== llama-bench $dt (threads $THREADS, load $(cut -d' ' -f1 /proc/loadavg))"
+  nice -n 0 "$LLAMA_DIR/build/bin/llama-bench" -m "$gguf" -p 512,2048 -n 128 -t "$THREADS" -r 3 -o json \
+    >"$OUT/llama-bench-$dt.json" 2>"$OUT/llama-bench-$dt.log" ||
+    { tail -20 "$OUT/llama-bench-$dt.log" >&2; exit 1; }
+  "$PY" - "$OUT/llama-bench-$dt.json" <<'EOF'
+import json, sys
+for r in json.load(open(sys.argv[1])):
+    test = f"pp{r['n_prompt']}" if r["n_prompt"] else f"tg{r['n_gen']}"
+    print(f"  {test:7s} {r['avg_ts']:9.1f} tok/s  (+- {r['stddev_ts']:.1f})  "
+          f"build {r.get('build_commit', '?')}, {r.get('cpu_info', '')}")
+EOF
+done
