@@ -21,9 +21,12 @@ inline void CpuRelax() {
 #endif
 }
 
+// Restores the previous value, so that a nested inline job (RunPinned inside a job) does not
+// mark the rest of the outer job as outside one.
 struct InJobScope {
+  bool saved = t_in_job;
   InJobScope() { t_in_job = true; }
-  ~InJobScope() { t_in_job = false; }
+  ~InJobScope() { t_in_job = saved; }
 };
 
 }  // namespace
