@@ -106,6 +106,13 @@ void SgemmTile(const float* x, int64_t ldx, const float* w, int64_t k, float* ou
   CHECK_MSG(st == dnnl_success, "dnnl_sgemm failed");
 }
 
+void Sgemm(char trans_a, char trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+           const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  SingleOmpThread();
+  const dnnl_status_t st = dnnl_sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  CHECK_MSG(st == dnnl_success, "dnnl_sgemm failed");
+}
+
 void Bf16GemmTile(const uint16_t* x, const uint16_t* w, int64_t k, float* out, int64_t ldo, int64_t rows,
                   int64_t cols) {
   SingleOmpThread();
@@ -134,6 +141,20 @@ void SgemmTile(const float* x, int64_t ldx, const float* w, int64_t k, float* ou
                int64_t cols) {
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t j = 0; j < cols; ++j) out[r * ldo + j] = Dot(x + r * ldx, w + j * k, k);
+}
+
+void Sgemm(char trans_a, char trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+           const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      float s = 0.0f;
+      for (int64_t t = 0; t < k; ++t) {
+        const float av = trans_a == 'T' ? a[t * lda + i] : a[i * lda + t];
+        const float bv = trans_b == 'T' ? b[j * ldb + t] : b[t * ldb + j];
+        s += av * bv;
+      }
+      c[i * ldc + j] = alpha * s + (beta == 0.0f ? 0.0f : beta * c[i * ldc + j]);
+    }
 }
 
 void Bf16GemmTile(const uint16_t* x, const uint16_t* w, int64_t k, float* out, int64_t ldo, int64_t rows,

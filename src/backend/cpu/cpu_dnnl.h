@@ -16,6 +16,11 @@ bool HaveDnnl();
 void SgemmTile(const float* x, int64_t ldx, const float* w, int64_t k, float* out, int64_t ldo, int64_t rows,
                int64_t cols);
 
+// BLAS sgemm, row-major: C = alpha * op(A) op(B) + beta * C with op = transpose for 'T'.
+// op(A) is [m, k], op(B) is [k, n], C is [m, n]; lda/ldb/ldc are row strides.
+void Sgemm(char trans_a, char trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+           const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
+
 // The same product with bf16 x (contiguous [rows, k]) and bf16 w, fp32 accumulation and
 // output. The primitive for each (rows, cols, k, ldo) is built once and cached. Needs oneDNN.
 void Bf16GemmTile(const uint16_t* x, const uint16_t* w, int64_t k, float* out, int64_t ldo, int64_t rows,

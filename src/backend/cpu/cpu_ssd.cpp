@@ -1,12 +1,12 @@
-// The selective scan on the cpu: the chunked SSD algorithm for prefill (spec 2.3) and the
-// one-token recurrence for decode (spec 3). All inner loops are "y += coeff[s] * row_s" over
-// contiguous rows (see AccumRows), i.e. small matmuls written so that they vectorise.
+// The selective scan on the cpu: the chunked SSD algorithm for prefill (spec 2.3), whose
+// per-chunk products go to BLAS sgemm, and the one-token recurrence for decode (spec 3).
 #include <algorithm>
 #include <array>
 #include <cmath>
 #include <utility>
 #include <vector>
 
+#include "backend/cpu/cpu_dnnl.h"
 #include "backend/cpu/cpu_kernels.h"
 #include "backend/cpu/simd.h"
 
@@ -16,99 +16,20 @@ namespace {
 // Larger chunk hints are capped: the intra-chunk work grows with Q^2 and gains nothing.
 constexpr int64_t kMaxChunk = 512;
 
-// Accumulator registers a tile may use: half the vector register file.
-constexpr int kAccRegs = kLanes >= 16 ? 16 : 8;
-// Rows of y updated together; each loaded X vector then feeds kMaxRows FMAs.
-constexpr int kMaxRows = 4;
-
-// For r < R: y[r][0..NV*kLanes) += sum_s coeff[r][s] * X[s*ldx + ...]; the last vector holds
-// `tail` lanes.
-template <int R, int NV, bool kFull>
-void AccumTile(const float* const* coeff, int64_t count, const float* X, int64_t ldx, float* const* y, int tail) {
-  Vf acc[R][NV];
-  for (int r = 0; r < R; ++r) {
-    for (int v = 0; v < NV - 1; ++v) acc[r][v] = Load(y[r] + v * kLanes);
-    acc[r][NV - 1] = kFull ? Load(y[r] + (NV - 1) * kLanes) : LoadN(y[r] + (NV - 1) * kLanes, tail);
-  }
-  for (int64_t s = 0; s < count; ++s) {
-    const float* xs = X + s * ldx;
-    Vf xv[NV];
-    for (int v = 0; v < NV - 1; ++v) xv[v] = Load(xs + v * kLanes);
-    xv[NV - 1] = kFull ? Load(xs + (NV - 1) * kLanes) : LoadN(xs + (NV - 1) * kLanes, tail);
-    for (int r = 0; r < R; ++r) {
-      const Vf c = Set1(coeff[r][s]);
-      for (int v = 0; v < NV; ++v) acc[r][v] = Fma(c, xv[v], acc[r][v]);
-    }
-  }
-  for (int r = 0; r < R; ++r) {
-    for (int v = 0; v < NV - 1; ++v) Store(y[r] + v * kLanes, acc[r][v]);
-    if (kFull)
-      Store(y[r] + (NV - 1) * kLanes, acc[r][NV - 1]);
-    else
-      StoreN(y[r] + (NV - 1) * kLanes, acc[r][NV - 1], tail);
-  }
-}
-
-using AccumFn = void (*)(const float* const*, int64_t, const float*, int64_t, float* const*, int);
-
-template <int R>
-constexpr int MaxVecs() {
-  return std::min(8, kAccRegs / R);
-}
-
-// [0, MaxVecs) full tiles of nv = i + 1 vectors, then [MaxVecs, 2 MaxVecs) partial ones.
-template <int R, int... I>
-constexpr std::array<AccumFn, 2 * sizeof...(I)> TileTable(std::integer_sequence<int, I...>) {
-  return {&AccumTile<R, I + 1, true>..., &AccumTile<R, I + 1, false>...};
-}
-
-template <int R>
-void AccumRowsR(const float* const* coeff, int64_t count, const float* X, int64_t ldx, int64_t width,
-                float* const* y) {
-  constexpr int kNv = MaxVecs<R>();
-  static constexpr auto kTable = TileTable<R>(std::make_integer_sequence<int, kNv>{});
-  constexpr int64_t kTile = kNv * kLanes;
-  float* yt[R];
-  for (int64_t j0 = 0; j0 < width; j0 += kTile) {
-    const int64_t w = std::min(kTile, width - j0);
-    const int nv = int((w + kLanes - 1) / kLanes);
-    const int tail = int(w - (nv - 1) * kLanes);
-    for (int r = 0; r < R; ++r) yt[r] = y[r] + j0;
-    kTable[size_t((tail == kLanes ? 0 : kNv) + nv - 1)](coeff, count, X + j0, ldx, yt, tail);
-  }
-}
-
-// For r < rows (1..kMaxRows): y[r][0..width) += sum_{s < count} coeff[r][s] * X[s*ldx + 0..width),
-// i.e. a few rows of a small matmul against a row-major X, register-blocked over rows and width.
-void AccumRows(int rows, const float* const* coeff, int64_t count, const float* X, int64_t ldx, int64_t width,
-               float* const* y) {
-  switch (rows) {
-    case 1: return AccumRowsR<1>(coeff, count, X, ldx, width, y);
-    case 2: return AccumRowsR<2>(coeff, count, X, ldx, width, y);
-    case 3: return AccumRowsR<3>(coeff, count, X, ldx, width, y);
-    case 4: return AccumRowsR<4>(coeff, count, X, ldx, width, y);
-    default: CHECK_MSG(false, "AccumRows: 1..4 rows");
-  }
-}
-
-void Scale(float* x, float s, int64_t n) {
-  const Vf sv = Set1(s);
-  int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes) Store(x + i, Load(x + i) * sv);
-  if (i < n) StoreN(x + i, LoadN(x + i, int(n - i)) * sv, int(n - i));
-}
+// Rows per block of the block-triangular products (C.B^T and the intra-chunk term): a block
+// of rows multiplies only the columns up to its last row's diagonal.
+constexpr int64_t kTriBlock = 64;
 
 // Per-thread buffers, grown on first use and then reused.
 struct ChunkScratch {
   std::vector<double> acum;             // [Q] cumulative dt*A within the chunk
   std::vector<float> acum_hi, acum_lo;  // [Q] acum split into two floats (see DiagCoeffs)
   std::vector<float> dt;                // [Q]
-  std::vector<float> coeff;             // [kMaxRows, max(Q, n)] coefficients of a block of rows
+  std::vector<float> coeff;             // [Q, Q] decay-masked C.B^T times dt (lower triangle)
   std::vector<float> y;                 // [Q, p]
-  std::vector<float> ht;                // [n, p] the incoming state, transposed
-  std::vector<float> xw;                // [p, Q] decay- and dt-weighted x, transposed
+  std::vector<float> xw;                // [Q, p] x weighted by its decay to the chunk end and dt
 
-  void Reserve(int64_t q, int64_t p, int64_t n) {
+  void Reserve(int64_t q, int64_t p) {
     auto grow = [](auto& v, int64_t size) {
       if (int64_t(v.size()) < size) v.resize(size_t(size));
     };
@@ -116,10 +37,9 @@ struct ChunkScratch {
     grow(acum_hi, q);
     grow(acum_lo, q);
     grow(dt, q);
-    grow(coeff, kMaxRows * std::max(q, n));
+    grow(coeff, q * q);
     grow(y, q * p);
-    grow(ht, n * p);
-    grow(xw, p * q);
+    grow(xw, q * p);
   }
 };
 
@@ -141,6 +61,14 @@ void DiagCoeffs(const float* cb_row, const float* hi, const float* lo, const flo
   }
 }
 
+// y[i] = a * y[i] + b * x[i]
+void ScaleAdd(float* y, float a, const float* x, float b, int64_t n) {
+  const Vf av = Set1(a), bv = Set1(b);
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) Store(y + i, Fma(av, Load(y + i), bv * Load(x + i)));
+  if (i < n) StoreN(y + i, Fma(av, LoadN(y + i, int(n - i)), bv * LoadN(x + i, int(n - i))), int(n - i));
+}
+
 struct ScanParams {
   const ScanInputs* in;
   const MixerDims* dims;
@@ -150,8 +78,11 @@ struct ScanParams {
   Mat y;
 };
 
-// One chunk [c0, c0+q) of one head of one sequence: y of the chunk and the state after it.
-// cb: [q, Q] C_l . B_s of this chunk for the head's group (lower triangle used).
+// One chunk [c0, c0+q) of one head of one sequence: y of the chunk and the state after it,
+// as three BLAS products (spec 2.3 steps 2, 3 and 5 for one head):
+//   y   = diag(exp(Acum)) (C H^T) + D x + (CB o decay o dt) x      [q, p]
+//   H  <- exp(Acum_last) H + (w o x)^T B,  w_s = exp(Acum_last - Acum_s) dt_s
+// cb: [q, Q] C_l . B_s of this chunk for the head's group (lower triangle valid).
 void ChunkHead(const ScanParams& sp, int64_t seq, int64_t hh, int64_t c0, int64_t q, const float* cb,
                int64_t ldcb, ChunkScratch& ws) {
   const ScanInputs& in = *sp.in;
@@ -175,63 +106,33 @@ void ChunkHead(const ScanParams& sp, int64_t seq, int64_t hh, int64_t c0, int64_
 
   const float* x0 = in.x.row(row0) + hh * p;  // row s of the chunk's x at x0 + s * in.x.ld
   const float* b0 = in.B.row(row0) + g * n;
+  const float* c0_ = in.C.row(row0) + g * n;
   float* y = ws.y.data();  // [q, p]
 
-  // Skip term, then the contribution of the incoming state: exp(Acum_l) * (H . C_l).
-  for (int64_t i = 0; i < p; ++i)
-    for (int64_t k = 0; k < n; ++k) ws.ht[k * p + i] = h[i * n + k];
-  const int64_t ldc = std::max(q, n);  // row stride of ws.coeff
-  const float* coeff[kMaxRows];
-  float* rows[kMaxRows];
-  for (int r = 0; r < kMaxRows; ++r) coeff[r] = ws.coeff.data() + r * ldc;
-  for (int64_t l0 = 0; l0 < q; l0 += kMaxRows) {
-    const int nr = int(std::min<int64_t>(kMaxRows, q - l0));
-    for (int r = 0; r < nr; ++r) {
-      const int64_t l = l0 + r;
-      const float* xl = x0 + l * in.x.ld;
-      rows[r] = y + l * p;
-      for (int64_t i = 0; i < p; ++i) rows[r][i] = D * xl[i];
-      const float decay = float(std::exp(ws.acum[l]));
-      const float* cl = in.C.row(row0 + l) + g * n;
-      float* cr = ws.coeff.data() + r * ldc;
-      for (int64_t k = 0; k < n; ++k) cr[k] = decay * cl[k];
-    }
-    AccumRows(nr, coeff, n, ws.ht.data(), p, p, rows);
-  }
+  // The incoming state's contribution, then the skip term.
+  Sgemm('N', 'T', q, p, n, 1.0f, c0_, in.C.ld, h, n, 0.0f, y, p);
+  for (int64_t l = 0; l < q; ++l) ScaleAdd(y + l * p, float(std::exp(ws.acum[l])), x0 + l * in.x.ld, D, p);
 
-  // Intra-chunk term: the decay-masked CB^T times dt*x. A block of rows runs to the last row's
-  // diagonal; the earlier rows' coefficients past their own diagonal are zero.
-  for (int64_t l0 = 0; l0 < q; l0 += kMaxRows) {
-    const int nr = int(std::min<int64_t>(kMaxRows, q - l0));
-    const int64_t count = l0 + nr;
-    for (int r = 0; r < nr; ++r) {
-      const int64_t l = l0 + r;
-      float* cr = ws.coeff.data() + r * ldc;
+  // Intra-chunk term, block-triangular: rows [i0, i1) need columns [0, i1) only.
+  float* coeff = ws.coeff.data();  // [q, q]
+  for (int64_t i0 = 0; i0 < q; i0 += kTriBlock) {
+    const int64_t i1 = std::min(q, i0 + kTriBlock);
+    for (int64_t l = i0; l < i1; ++l) {
+      float* cr = coeff + l * q;
       DiagCoeffs(cb + l * ldcb, ws.acum_hi.data(), ws.acum_lo.data(), ws.dt.data(), l, cr);
-      std::fill(cr + l + 1, cr + count, 0.0f);
-      rows[r] = y + l * p;
+      std::fill(cr + l + 1, cr + i1, 0.0f);
     }
-    AccumRows(nr, coeff, count, x0, in.x.ld, p, rows);
+    Sgemm('N', 'N', i1 - i0, p, i1, 1.0f, coeff + i0 * q, q, x0, in.x.ld, 1.0f, y + i0 * p, p);
   }
 
-  // State after the chunk: H = exp(Acum_last) H + sum_s exp(Acum_last - Acum_s) dt_s x_s (x) B_s.
+  // State after the chunk.
   const double last = ws.acum[q - 1];
+  float* xw = ws.xw.data();  // [q, p]
   for (int64_t s = 0; s < q; ++s) {
     const float w = float(std::exp(last - ws.acum[s])) * ws.dt[s];
-    const float* xs = x0 + s * in.x.ld;
-    for (int64_t i = 0; i < p; ++i) ws.xw[i * q + s] = w * xs[i];
+    ScaleAdd(xw + s * p, 0.0f, x0 + s * in.x.ld, w, p);
   }
-  const float decay_last = float(std::exp(last));
-  Scale(h, decay_last, p * n);
-  for (int64_t i0 = 0; i0 < p; i0 += kMaxRows) {
-    const int nr = int(std::min<int64_t>(kMaxRows, p - i0));
-    const float* xw[kMaxRows];
-    for (int r = 0; r < nr; ++r) {
-      xw[r] = ws.xw.data() + (i0 + r) * q;
-      rows[r] = h + (i0 + r) * n;
-    }
-    AccumRows(nr, xw, q, b0, in.B.ld, n, rows);
-  }
+  Sgemm('T', 'N', p, n, q, 1.0f, xw, p, b0, in.B.ld, float(std::exp(last)), h, n);
 
   // Written last, after every read of this chunk's x, so y may alias x.
   for (int64_t l = 0; l < q; ++l) std::copy(y + l * p, y + (l + 1) * p, sp.y.row(row0 + l) + hh * p);
@@ -266,21 +167,20 @@ void SsdChunked(ThreadPool& pool, const ScanInputs& in, int64_t n_seqs, int64_t 
   // group-shared C.B^T products, then every (sequence, head) in parallel.
   for (int64_t c0 = 0; c0 < seq_len; c0 += Q) {
     const int64_t q = std::min(Q, seq_len - c0);
-    pool.ParallelFor(
-        n_seqs * G * q,
-        [&](int64_t t0, int64_t t1) {
-          for (int64_t t = t0; t < t1; ++t) {
-            const int64_t l = t % q, sg = t / q, g = sg % G, seq = sg / G;
-            const int64_t row0 = seq * seq_len + c0;
-            const float* cl = in.C.row(row0 + l) + g * n;
-            float* out = cb_all + sg * Q * Q + l * Q;
-            for (int64_t s = 0; s <= l; ++s) out[s] = Dot(cl, in.B.row(row0 + s) + g * n, n);
-          }
-        },
-        8);
+    // C.B^T of each (sequence, group), block-triangular like the intra-chunk term.
+    const int64_t blocks = (q + kTriBlock - 1) / kTriBlock;
+    pool.ParallelFor(n_seqs * G * blocks, [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t blk = t % blocks, sg = t / blocks, g = sg % G, seq = sg / G;
+        const int64_t row0 = seq * seq_len + c0;
+        const int64_t i0 = blk * kTriBlock, i1 = std::min(q, i0 + kTriBlock);
+        Sgemm('N', 'T', i1 - i0, i1, n, 1.0f, in.C.row(row0 + i0) + g * n, in.C.ld, in.B.row(row0) + g * n, in.B.ld,
+              0.0f, cb_all + sg * Q * Q + i0 * Q, Q);
+      }
+    });
     pool.ParallelFor(n_seqs * dims.n_heads, [&](int64_t t0, int64_t t1) {
       thread_local ChunkScratch ws;
-      ws.Reserve(Q, dims.head_dim, n);
+      ws.Reserve(Q, dims.head_dim);
       for (int64_t t = t0; t < t1; ++t) {
         const int64_t seq = t / dims.n_heads, hh = t % dims.n_heads;
         const int64_t g = hh / (dims.n_heads / G);
