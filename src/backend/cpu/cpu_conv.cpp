@@ -56,8 +56,9 @@ void CausalConv(ThreadPool& pool, Mat xbc, int64_t n_seqs, int64_t seq_len, cons
   CHECK(xbc.rows == n_seqs * seq_len && out.rows == xbc.rows);
   if (n_seqs == 0 || seq_len == 0) return;
   const int64_t n_blocks = (conv_dim + kBlock - 1) / kBlock;
-  // Short sequences (decode) are cheap per block; group several blocks per piece.
-  const int64_t min_chunk = std::max<int64_t>(1, 16 / std::max<int64_t>(1, seq_len));
+  // Pieces of at least ~64K multiply-adds: a decode step (seq_len 1) of a few sequences runs
+  // inline, since waking the other threads would cost more than the work.
+  const int64_t min_chunk = std::max<int64_t>(1, 65536 / (kBlock * W * std::max<int64_t>(1, seq_len)));
   pool.ParallelFor(
       n_seqs * n_blocks,
       [&](int64_t t0, int64_t t1) {
