@@ -12,11 +12,6 @@
 namespace mamba2::cpu {
 namespace {
 
-// How far ahead (in elements) of the current position each weight row is prefetched: decode
-// is bound by streaming w from DRAM, and a few explicit prefetches per row keep enough lines
-// in flight.
-constexpr int64_t kPrefetchAhead = 512;
-
 // Weight element types, read as fp32 vectors.
 struct F32W {
   using E = float;
@@ -34,66 +29,56 @@ struct F16W {
   static Vf LoadN(const E* p, int n) { return LoadNF16(p, n); }
 };
 
-// out[r][j + q] = x[r] . w[j + q] for q < NW: R rows of x against NW weight rows, so each x
-// vector loaded feeds NW FMAs and NW weight streams are in flight together.
-template <typename W, int R, int NW>
-inline void GemvRows(const float* const* xr, const typename W::E* w, int64_t k, int64_t j, float* const* outr) {
-  const typename W::E* wr[NW];
-  for (int q = 0; q < NW; ++q) wr[q] = w + (j + q) * k;
-  Vf acc[NW][R];
-  for (int q = 0; q < NW; ++q)
-    for (int r = 0; r < R; ++r) acc[q][r] = Zero();
-  int64_t i = 0;
-  for (; i + kLanes <= k; i += kLanes) {
-    Vf wv[NW];
-    for (int q = 0; q < NW; ++q) {
-      Prefetch(wr[q] + i + kPrefetchAhead);
-      wv[q] = W::Load(wr[q] + i);
-    }
-    for (int r = 0; r < R; ++r) {
-      const Vf xv = Load(xr[r] + i);
-      for (int q = 0; q < NW; ++q) acc[q][r] = Fma(xv, wv[q], acc[q][r]);
-    }
-  }
-  if (i < k) {
-    const int t = int(k - i);
-    Vf wv[NW];
-    for (int q = 0; q < NW; ++q) wv[q] = W::LoadN(wr[q] + i, t);
-    for (int r = 0; r < R; ++r) {
-      const Vf xv = LoadN(xr[r] + i, t);
-      for (int q = 0; q < NW; ++q) acc[q][r] = Fma(xv, wv[q], acc[q][r]);
-    }
-  }
-  for (int q = 0; q < NW; ++q)
-    for (int r = 0; r < R; ++r) outr[r][j + q] = ReduceAdd(acc[q][r]);
-}
-
-template <typename W, int R, int NW>
+// out[r][j] = x[r] . w[j] for j in [n0, n1), one weight row after another: the weights are
+// read as a single sequential stream, which the hardware prefetchers follow at full memory
+// bandwidth (interleaving several rows, or software prefetches, measured ~25% slower here).
+// U partial sums per x row give the FMA chains enough independence when R is small.
+template <typename W, int R>
 void GemvTile(const float* const* xr, const typename W::E* w, int64_t k, int64_t n0, int64_t n1,
               float* const* outr) {
-  int64_t j = n0;
-  for (; j + NW <= n1; j += NW) GemvRows<W, R, NW>(xr, w, k, j, outr);
-  for (; j < n1; ++j) GemvRows<W, R, 1>(xr, w, k, j, outr);
-}
-
-// Weight rows per step for R rows of x: R * NW accumulators, half the vector register file.
-constexpr int WeightRows(int r) {
-  const int regs = kLanes >= 16 ? 16 : 8;
-  return std::max(1, std::min(4, regs / r));
+  constexpr int U = R >= 4 ? 1 : 4 / R;
+  constexpr int64_t kStep = int64_t(U) * kLanes;
+  for (int64_t j = n0; j < n1; ++j) {
+    const typename W::E* wr = w + j * k;
+    Vf acc[U][R];
+    for (int u = 0; u < U; ++u)
+      for (int r = 0; r < R; ++r) acc[u][r] = Zero();
+    int64_t i = 0;
+    for (; i + kStep <= k; i += kStep) {
+      for (int u = 0; u < U; ++u) {
+        const Vf wv = W::Load(wr + i + u * kLanes);
+        for (int r = 0; r < R; ++r) acc[u][r] = Fma(Load(xr[r] + i + u * kLanes), wv, acc[u][r]);
+      }
+    }
+    for (; i + kLanes <= k; i += kLanes) {
+      const Vf wv = W::Load(wr + i);
+      for (int r = 0; r < R; ++r) acc[0][r] = Fma(Load(xr[r] + i), wv, acc[0][r]);
+    }
+    if (i < k) {
+      const int t = int(k - i);
+      const Vf wv = W::LoadN(wr + i, t);
+      for (int r = 0; r < R; ++r) acc[0][r] = Fma(LoadN(xr[r] + i, t), wv, acc[0][r]);
+    }
+    for (int r = 0; r < R; ++r) {
+      Vf sum = acc[0][r];
+      for (int u = 1; u < U; ++u) sum = sum + acc[u][r];
+      outr[r][j] = ReduceAdd(sum);
+    }
+  }
 }
 
 template <typename W>
 void GemvRangeW(const float* const* xr, int rows, const typename W::E* w, int64_t k, int64_t n0, int64_t n1,
                 float* const* outr) {
   switch (rows) {
-    case 1: return GemvTile<W, 1, WeightRows(1)>(xr, w, k, n0, n1, outr);
-    case 2: return GemvTile<W, 2, WeightRows(2)>(xr, w, k, n0, n1, outr);
-    case 3: return GemvTile<W, 3, WeightRows(3)>(xr, w, k, n0, n1, outr);
-    case 4: return GemvTile<W, 4, WeightRows(4)>(xr, w, k, n0, n1, outr);
-    case 5: return GemvTile<W, 5, WeightRows(5)>(xr, w, k, n0, n1, outr);
-    case 6: return GemvTile<W, 6, WeightRows(6)>(xr, w, k, n0, n1, outr);
-    case 7: return GemvTile<W, 7, WeightRows(7)>(xr, w, k, n0, n1, outr);
-    case 8: return GemvTile<W, 8, WeightRows(8)>(xr, w, k, n0, n1, outr);
+    case 1: return GemvTile<W, 1>(xr, w, k, n0, n1, outr);
+    case 2: return GemvTile<W, 2>(xr, w, k, n0, n1, outr);
+    case 3: return GemvTile<W, 3>(xr, w, k, n0, n1, outr);
+    case 4: return GemvTile<W, 4>(xr, w, k, n0, n1, outr);
+    case 5: return GemvTile<W, 5>(xr, w, k, n0, n1, outr);
+    case 6: return GemvTile<W, 6>(xr, w, k, n0, n1, outr);
+    case 7: return GemvTile<W, 7>(xr, w, k, n0, n1, outr);
+    case 8: return GemvTile<W, 8>(xr, w, k, n0, n1, outr);
     default: CHECK_MSG(false, "GemvRange: rows must be 1..8");
   }
 }
