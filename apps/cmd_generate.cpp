@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "commands.h"
+#include "io/read_file.h"
 #include "engine/generator.h"
 
 namespace mamba2::app {
@@ -28,11 +29,9 @@ int RunGenerate(GenerateArgs a) {
   if (!bundle.ok()) return Fail(bundle.status());
   std::string text = a.prompt;
   if (!a.prompt_file.empty()) {
-    std::ifstream f(a.prompt_file, std::ios::binary);
-    if (!f) return Fail(Status::Error(a.prompt_file + ": cannot open prompt file"));
-    std::stringstream ss;
-    ss << f.rdbuf();
-    text = ss.str();
+    auto file = ReadFile(a.prompt_file);
+    if (!file.ok()) return Fail(file.status().With("prompt file"));
+    text = std::move(file).value();
   }
   // With no prompt at all, the bundled model starts a scene; anywhere else a prompt is required.
   if (!a.prompt_given && a.prompt_file.empty()) {

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "io/read_file.h"
 #include "engine/perplexity.h"
 #include "engine/perplexity_logits.h"
 #include "engine/perplexity_protocol.h"
@@ -28,15 +29,6 @@ struct PerplexityArgs {
   bool stateful = false, f16 = false, quiet = false;
   bool stride_given = false, ctx_given = false;
 };
-
-Result<std::string> ReadFile(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return Status::Error(path + ": cannot open the text file");
-  std::stringstream ss;
-  ss << f.rdbuf();
-  if (f.bad()) return Status::Error(path + ": read error");
-  return ss.str();
-}
 
 std::string Bytes(int64_t b) {
   char buf[64];

@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "commands.h"
+#include "io/read_file.h"
 
 namespace mamba2::app {
 namespace {
@@ -19,11 +20,9 @@ int RunTokenize(const TokenizeArgs& a) {
   if (!tok.ok()) return Fail(tok.status());
   std::string text = a.prompt;
   if (!a.file.empty()) {
-    std::ifstream f(a.file, std::ios::binary);
-    if (!f) return Fail(Status::Error(a.file + ": cannot open"));
-    std::stringstream ss;
-    ss << f.rdbuf();
-    text = ss.str();
+    auto file = ReadFile(a.file);
+    if (!file.ok()) return Fail(file.status());
+    text = std::move(file).value();
   } else if (!a.prompt_given) {
     std::stringstream ss;
     ss << std::cin.rdbuf();

@@ -1,4 +1,5 @@
 #include "io/npy.h"
+#include "io/read_file.h"
 
 #include <cstdio>
 #include <cstring>
@@ -43,11 +44,7 @@ Status WriteNpyF32(const std::string& path, const float* data, const std::vector
 }
 
 Result<NpyArray> ReadNpy(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return Status::Error(path + ": cannot open");
-  std::stringstream ss;
-  ss << f.rdbuf();
-  const std::string buf = ss.str();
+  ASSIGN_OR_RETURN(const std::string buf, ReadFile(path));
   if (buf.size() < 10 || buf.compare(0, 6, "\x93NUMPY") != 0) return Status::Error(path + ": not a .npy file");
   size_t hlen = 0, hstart = 0;
   if (buf[6] == 1) {

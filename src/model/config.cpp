@@ -1,4 +1,5 @@
 #include "model/config.h"
+#include "io/read_file.h"
 
 #include <cmath>
 #include <fstream>
@@ -230,11 +231,9 @@ Result<ModelConfig> ParseConfig(const std::string& json_text, const std::string&
 
 Result<ModelConfig> LoadConfig(const std::string& dir) {
   const std::string path = dir + "/config.json";
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return Status::Error(path + ": cannot open (is " + dir + " a model folder with config.json?)");
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ParseConfig(ss.str(), path);
+  auto text = ReadFile(path);
+  if (!text.ok()) return Status::Error(path + ": cannot open (is " + dir + " a model folder with config.json?)");
+  return ParseConfig(text.value(), path);
 }
 
 std::string ModelConfig::Describe() const {
