@@ -10,14 +10,24 @@ SERVE_PIDS=()
 SERVE_TMP=$(mktemp -d "${TMPDIR:-/tmp}/mamba2-serve.XXXXXX") || exit 1
 
 serve_cleanup() {
-  local pid
+  local rc=$? pid log
   for pid in "${SERVE_PIDS[@]}"; do
     kill "$pid" 2>/dev/null
   done
   for pid in "${SERVE_PIDS[@]}"; do
     wait "$pid" 2>/dev/null
   done
+  # A sanitizer build reports on stderr (at the fault, or at exit for leaks).
+  for log in "$SERVE_TMP"/*.log; do
+    [ -f "$log" ] || continue
+    if grep -qE "ERROR: (Address|Leak)Sanitizer|runtime error:" "$log"; then
+      echo "$(basename "$0"): FAIL: sanitizer report in $(basename "$log"):" >&2
+      grep -A30 -E "ERROR: (Address|Leak)Sanitizer|runtime error:" "$log" | head -60 >&2
+      rc=1
+    fi
+  done
   rm -rf "$SERVE_TMP"
+  exit $rc
 }
 trap serve_cleanup EXIT
 
