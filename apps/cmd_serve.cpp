@@ -52,7 +52,10 @@ Runner AddServe(CLI::App& app) {
   cmd->add_option("--max-queue", a->max_queue, "requests waiting for a slot; more get HTTP 429")
       ->capture_default_str()
       ->check(CLI::Range(0, 1024));
-  cmd->add_option("--api-key", a->api_key, "require 'Authorization: Bearer KEY' on every route but /health");
+  cmd->add_option("--api-key", a->api_key,
+                  "require 'Authorization: Bearer KEY' on every route but /health (or set MAMBA2_API_KEY, "
+                  "which other users cannot see in the process list)")
+      ->envname("MAMBA2_API_KEY");
   cmd->add_option("--threads", a->threads, "CPU threads (default: all cores)");
   cmd->add_option("--state-cache-mb", a->state_cache_mb, "prompt-state cache budget in MiB (0: off)")
       ->capture_default_str()
