@@ -38,6 +38,7 @@ Mamba2Model::Mamba2Model(const ModelConfig& config, Backend* backend, const Mode
       chunk_size_(options.chunk_size > 0 ? options.chunk_size : config.chunk_size) {}
 
 Mamba2Model::~Mamba2Model() {
+  if (logits_) backend_->Free(logits_);
   for (void* p : ws_allocations_) backend_->Free(p);
   for (void* p : allocations_) backend_->Free(p);
 }
@@ -105,7 +106,14 @@ Status Mamba2Model::LoadSlot(int32_t slot, const std::vector<float>& data) {
   return Status::Ok();
 }
 
-void Mamba2Model::EnsureWorkspace(int64_t rows) {
+void Mamba2Model::EnsureWorkspace(int64_t rows, int64_t logit_rows) {
+  // Logits get their own buffer, sized for the rows that produce them: a prompt that only
+  // needs its last position's logits must not hold [rows, vocab] floats (412 MB at 2048 rows).
+  if (logit_rows > logit_rows_) {
+    if (logits_) backend_->Free(logits_);
+    logits_ = static_cast<float*>(backend_->Alloc(size_t(logit_rows * config_.vocab_rows) * sizeof(float)));
+    logit_rows_ = logit_rows;
+  }
   if (rows <= ws_rows_) return;
   for (void* p : ws_allocations_) backend_->Free(p);
   ws_allocations_.clear();
@@ -124,7 +132,6 @@ void Mamba2Model::EnsureWorkspace(int64_t rows) {
   conv_out_ = alloc(rows * dims.conv_dim());
   y_ = alloc(rows * config_.d_inner);
   gated_ = alloc(rows * config_.d_inner);
-  logits_ = alloc(rows * config_.vocab_rows);
   ws_rows_ = rows;
 }
 
@@ -159,7 +166,7 @@ Status Mamba2Model::Prefill(std::span<const int32_t> tokens, std::span<const int
   int64_t piece = std::max<int64_t>(1, options_.max_rows / n_seqs);
   if (piece >= chunk_size_) piece = piece / chunk_size_ * chunk_size_;
   piece = std::min(piece, seq_len);
-  EnsureWorkspace(n_seqs * piece);
+  EnsureWorkspace(n_seqs * piece, mode == LogitsMode::kAll ? n_seqs * piece : n_seqs);
   backend_->CopyToDevice(slots_, slots.data(), slots.size() * sizeof(int32_t));
   std::vector<int32_t> ids(static_cast<size_t>(n_seqs * piece));
   const int64_t V = config_.vocab_rows;
@@ -193,7 +200,7 @@ Status Mamba2Model::Step(std::span<const int32_t> tokens, std::span<const int32_
                          std::to_string(slots.size()) + " sequences");
   RETURN_IF_ERROR(CheckInputs(tokens, slots));
   const int64_t n = int64_t(slots.size());
-  EnsureWorkspace(n);
+  EnsureWorkspace(n, n);
   backend_->CopyToDevice(slots_, slots.data(), slots.size() * sizeof(int32_t));
   backend_->CopyToDevice(ids_, tokens.data(), tokens.size() * sizeof(int32_t));
   Forward(n, 1, /*step=*/true, logits ? LogitsMode::kLast : LogitsMode::kNone, logits_);

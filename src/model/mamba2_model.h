@@ -68,7 +68,7 @@ class Mamba2Model {
   Status CheckInputs(std::span<const int32_t> tokens, std::span<const int32_t> slots) const;
   // One backend pass over rows = n_seqs * seq_len tokens; decode when `step`.
   void Forward(int64_t n_seqs, int64_t seq_len, bool step, LogitsMode mode, float* logits);
-  void EnsureWorkspace(int64_t rows);
+  void EnsureWorkspace(int64_t rows, int64_t logit_rows);
   float* Device(size_t n_floats);  // a backend allocation owned by the model
 
   ModelConfig config_;
@@ -91,7 +91,8 @@ class Mamba2Model {
   float* conv_out_ = nullptr;  // [rows, conv_dim]
   float* y_ = nullptr;         // [rows, d_inner]
   float* gated_ = nullptr;     // [rows, d_inner]
-  float* logits_ = nullptr;    // [rows, vocab_rows]
+  float* logits_ = nullptr;    // [logit_rows_, vocab_rows], its own allocation
+  int64_t logit_rows_ = 0;
   std::vector<void*> ws_allocations_;
 };
 
