@@ -1,5 +1,6 @@
 // mamba2 bench: prefill and decode speed next to the machine's limits, measured in one run.
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <set>
@@ -25,7 +26,7 @@ namespace {
 struct BenchArgs {
   std::string dir, shape, dtype, compute, backend = "cpu", json, write_model, command;
   std::vector<int64_t> prefill{512, 2048}, contexts{128, 1024, 4096};
-  int64_t decode = 128, context_decode = 32;
+  int64_t decode = 128, context_decode = 32, accuracy = 0;
   int threads = 0, reps = 3;
   uint64_t seed = 1;
   bool no_limits = false, profile = false;
@@ -104,6 +105,53 @@ Status Profile(const ModelConfig& config, std::shared_ptr<const WeightStore> sto
   prof.Reset();
   for (int64_t i = 0; i < steps; ++i) RETURN_IF_ERROR(model->Step({&tok, 1}, {&slot, 1}, logits.data()));
   std::printf("\n%s", FormatProfile(prof.times(), "profile: " + std::to_string(steps) + " decode steps").c_str());
+  return Status::Ok();
+}
+
+// Next-token perplexity of ids under logits [ids.size(), vocab].
+double Perplexity(const std::vector<float>& logits, const std::vector<int32_t>& ids, int64_t vocab) {
+  double nll = 0;
+  for (size_t t = 0; t + 1 < ids.size(); ++t) {
+    const float* row = logits.data() + t * size_t(vocab);
+    double mx = row[0], z = 0;
+    for (int64_t v = 1; v < vocab; ++v) mx = std::max(mx, double(row[v]));
+    for (int64_t v = 0; v < vocab; ++v) z += std::exp(double(row[v]) - mx);
+    nll += mx + std::log(z) - double(row[ids[t + 1]]);
+  }
+  return std::exp(nll / double(std::max<size_t>(1, ids.size() - 1)));
+}
+
+// Logits of `tokens` random tokens from the bench's model against the same weights on an
+// fp32-mode cpu backend: relative L2 and both perplexities.
+Status Accuracy(const ModelConfig& config, std::shared_ptr<const WeightStore> store, Backend* backend, int threads,
+                int64_t tokens, uint64_t seed, bench::BenchReport* rep) {
+  std::vector<int32_t> ids(static_cast<size_t>(tokens));
+  uint64_t x = seed * 0x9e3779b97f4a7c15ull + 1;
+  for (int32_t& id : ids) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    id = int32_t(x % uint64_t(std::min(config.vocab_size, config.vocab_rows)));
+  }
+  auto logits_of = [&](Backend* be, std::vector<float>* out) -> Status {
+    ASSIGN_OR_RETURN(auto model, Mamba2Model::FromStore(config, store, be));
+    out->resize(ids.size() * size_t(config.vocab_rows));
+    const int32_t slot = 0;
+    return model->Prefill(ids, {&slot, 1}, LogitsMode::kAll, out->data());
+  };
+  CpuBackendOptions o;
+  o.n_threads = threads;
+  auto fp32 = MakeCpuBackend(o);
+  std::vector<float> want, got;
+  RETURN_IF_ERROR(logits_of(fp32.get(), &want));
+  RETURN_IF_ERROR(logits_of(backend, &got));
+  double num = 0, den = 0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    num += (double(got[i]) - want[i]) * (double(got[i]) - want[i]);
+    den += double(want[i]) * want[i];
+  }
+  rep->accuracy_tokens = tokens;
+  rep->logits_rel_l2_vs_fp32 = std::sqrt(num / std::max(den, 1e-300));
+  rep->ppl_fp32 = Perplexity(want, ids, config.vocab_rows);
+  rep->ppl_compute = Perplexity(got, ids, config.vocab_rows);
   return Status::Ok();
 }
 
@@ -240,6 +288,10 @@ int RunBench(BenchArgs a) {
   rep.load_1min_end = LoadAverage1Min();
   rep.peak_rss_bytes = PeakRssBytes();
 
+  if (a.accuracy > 0) {
+    if (Status st = Accuracy(config, store, choice->backend.get(), threads, a.accuracy, a.seed, &rep); !st.ok())
+      return Fail(st);
+  }
   PrintTable(stdout, rep);
   if (a.profile) {
     if (Status st = Profile(config, store, choice->backend.get(), a); !st.ok()) return Fail(st);
@@ -278,6 +330,8 @@ Runner AddBench(CLI::App& app) {
   cmd->add_option("--write-model", a->write_model,
                   "write the --shape random model (config.json + model.safetensors) to DIR and exit");
   cmd->add_flag("--no-limits", a->no_limits, "skip measuring the GEMM peak and read bandwidth");
+  cmd->add_option("--accuracy", a->accuracy,
+                  "also compare the logits of N random tokens with an fp32-mode cpu run of the same weights");
   cmd->add_flag("--profile", a->profile, "also print where a prefill and decode steps spend their time, op by op");
   return [a]() {
     BenchArgs args = *a;

@@ -63,6 +63,10 @@ void PrintTable(std::FILE* f, const BenchReport& r) {
                    Frac(c.recompute_s, c.decode_s_per_token));
     std::fprintf(f, "\n");
   }
+  if (r.accuracy_tokens > 0)
+    std::fprintf(f, "accuracy vs fp32 mode, %lld random tokens: logits rel L2 %.3g; perplexity %.4f vs %.4f (%+.4f%%)\n\n",
+                 (long long)r.accuracy_tokens, r.logits_rel_l2_vs_fp32, r.ppl_compute, r.ppl_fp32,
+                 100.0 * (Frac(r.ppl_compute, r.ppl_fp32) - 1.0));
   std::fprintf(f, "peak RSS %.1f MB (%.2fx the weights); bench took %.1f s\n", double(r.peak_rss_bytes) / 1e6,
                Frac(double(r.peak_rss_bytes), double(r.weight_bytes)), r.runs.seconds_total);
 }
@@ -139,6 +143,12 @@ std::string ToJson(const BenchReport& r) {
   j["recompute_s_by_context"] = rec;
   j["cached_speedup_by_context"] = speed;
   j["bench_seconds"] = r.runs.seconds_total;
+  if (r.accuracy_tokens > 0) {
+    j["accuracy_tokens"] = r.accuracy_tokens;
+    j["logits_rel_l2_vs_fp32"] = r.logits_rel_l2_vs_fp32;
+    j["ppl_fp32"] = r.ppl_fp32;
+    j["ppl_compute"] = r.ppl_compute;
+  }
   return j.dump(2);
 }
 

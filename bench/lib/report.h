@@ -34,6 +34,10 @@ struct BenchReport {
   std::string gemm_problem;             // "m x n x k"
   double read_bandwidth_bytes_per_s = 0;  // 0: not measured (non-host backend)
 
+  // --accuracy: logits of accuracy_tokens random tokens against an fp32-mode cpu run.
+  int64_t accuracy_tokens = 0;
+  double logits_rel_l2_vs_fp32 = 0, ppl_fp32 = 0, ppl_compute = 0;
+
   ModelBenchRuns runs;
   DecodeBytes decode_bytes;
 
