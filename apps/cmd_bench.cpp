@@ -15,6 +15,7 @@
 #include "lib/model_writer.h"
 #include "lib/profiling_backend.h"
 #include "lib/report.h"
+#include "lib/stats.h"
 #include "model/random_weights.h"
 #if defined(MAMBA2_HAVE_CUDA)
 #include "backend/cuda/cuda_backend.h"
@@ -258,7 +259,7 @@ int RunBench(BenchArgs a) {
       // 2048 x 4096 x 2048: large enough for the library's best blocking, ~0.3 s on two cores.
       const int64_t m = 2048, n = 4096, k = 2048;
       rep.gemm_problem = "2048 x 4096 x 2048";
-      rep.read_bandwidth_bytes_per_s = MeasureReadBandwidth(threads, size_t(1) << 29, 7);
+      rep.read_bandwidth_start_bytes_per_s = MeasureReadBandwidth(threads, size_t(1) << 29, 7);
       rep.gemm_library_flops_per_s = MeasureCpuGemmPeak(gemm_dtype, threads, m, n, k, 3);
       rep.gemm_engine_flops_per_s = MeasureBackendMatMul(choice->make, gemm_dtype, m, n, k, 3);
     } else {
@@ -282,9 +283,13 @@ int RunBench(BenchArgs a) {
   bo.seed = a.seed;
   bo.pass_rows = mo.max_rows;
   bo.progress = [](const std::string& line) { std::fprintf(stderr, "  %s\n", line.c_str()); };
+  if (choice->host && !a.no_limits)
+    bo.probe_bandwidth = [threads] { return MeasureReadBandwidth(threads, size_t(1) << 29, 5); };
   auto runs = RunModelBench(**model, bo);
   if (!runs.ok()) return Fail(runs.status());
   rep.runs = std::move(runs).value();
+  rep.read_bandwidth_bytes_per_s = rep.runs.decode_rep_bandwidth.empty() ? rep.read_bandwidth_start_bytes_per_s
+                                                                         : bench::Median(rep.runs.decode_rep_bandwidth);
   rep.load_1min_end = LoadAverage1Min();
   rep.peak_rss_bytes = PeakRssBytes();
 

@@ -22,7 +22,7 @@ struct MachineInfo {
 MachineInfo DescribeMachine();
 double LoadAverage1Min();
 
-// Median over `reps` of a streaming read of `bytes` (far beyond the last-level cache) by
+// Best of `reps` passes of a streaming read of `bytes` (far beyond the last-level cache) by
 // n_threads threads, each summing its contiguous part with wide vector loads.
 double MeasureReadBandwidth(int n_threads, size_t bytes, int reps);
 

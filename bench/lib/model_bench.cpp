@@ -108,6 +108,7 @@ Result<ModelBenchRuns> RunModelBench(Mamba2Model& model, const ModelBenchOptions
     std::vector<double> ignored;
     RETURN_IF_ERROR(r.Decode(std::min<int64_t>(8, o.decode_tokens), &ignored));
     for (int i = 0; i < o.reps; ++i) {
+      if (o.probe_bandwidth) out.decode_rep_bandwidth.push_back(o.probe_bandwidth());
       RETURN_IF_ERROR(r.Prefill(std::max<int64_t>(1, o.decode_prompt), seed++).status());
       std::vector<double> steps;
       RETURN_IF_ERROR(r.Decode(o.decode_tokens, &steps));

@@ -22,6 +22,9 @@ struct ModelBenchOptions {
   int64_t pass_rows = 2048;                // the model's ModelOptions::max_rows (prefill pass size)
   uint64_t seed = 1;                       // prompt token ids
   std::function<void(const std::string&)> progress;  // one line per finished figure; may be empty
+  // Memory read bandwidth (bytes/s), sampled right before each decode repetition so that the
+  // decode figure is compared with the bandwidth of the same moment; may be empty.
+  std::function<double()> probe_bandwidth;
 };
 
 struct PrefillRun {
@@ -40,6 +43,7 @@ struct ModelBenchRuns {
   std::vector<PrefillRun> prefill;
   double decode_s_per_token = 0;  // median over repetitions of the mean step time
   std::vector<double> decode_rep_s_per_token;
+  std::vector<double> decode_rep_bandwidth;  // probe_bandwidth() before each repetition
   std::vector<ContextRun> contexts;
   double seconds_total = 0;
 };

@@ -32,7 +32,9 @@ void PrintTable(std::FILE* f, const BenchReport& r) {
                r.compute.c_str(), r.gemm_peak() / 1e9, r.gemm_library_flops_per_s / 1e9,
                r.gemm_engine_flops_per_s / 1e9, r.gemm_problem.c_str());
   if (r.read_bandwidth_bytes_per_s > 0)
-    std::fprintf(f, "  memory read bandwidth        %8.2f GB/s\n\n", r.read_bandwidth_bytes_per_s / 1e9);
+    std::fprintf(f, "  memory read bandwidth        %8.2f GB/s  (at start %.2f; median of %zu samples taken before the decode repetitions)\n\n",
+                 r.read_bandwidth_bytes_per_s / 1e9, r.read_bandwidth_start_bytes_per_s / 1e9,
+                 r.runs.decode_rep_bandwidth.size());
   else
     std::fprintf(f, "  memory read bandwidth        not measured for this backend\n\n");
 
@@ -99,6 +101,9 @@ std::string ToJson(const BenchReport& r) {
   j["gemm_engine_matmul_flops_per_s"] = r.gemm_engine_flops_per_s;
   j["gemm_problem"] = r.gemm_problem;
   j["read_bandwidth_bytes_per_s"] = r.read_bandwidth_bytes_per_s > 0 ? json(r.read_bandwidth_bytes_per_s) : json();
+  j["read_bandwidth_start_bytes_per_s"] =
+      r.read_bandwidth_start_bytes_per_s > 0 ? json(r.read_bandwidth_start_bytes_per_s) : json();
+  j["read_bandwidth_samples_at_decode"] = r.runs.decode_rep_bandwidth;
 
   json by_tokens = json::object();
   for (const PrefillRun& p : r.runs.prefill) {
@@ -132,6 +137,11 @@ std::string ToJson(const BenchReport& r) {
     j["decode_state_bytes_per_token"] = r.decode_bytes.state;
     j["decode_fraction_of_read_bandwidth"] =
         Frac(r.decode_bytes.total() / r.runs.decode_s_per_token, r.read_bandwidth_bytes_per_s);
+    // Each repetition against the bandwidth sampled just before it.
+    std::vector<double> per_rep;
+    for (size_t i = 0; i < r.runs.decode_rep_s_per_token.size() && i < r.runs.decode_rep_bandwidth.size(); ++i)
+      per_rep.push_back(Frac(r.decode_bytes.total() / r.runs.decode_rep_s_per_token[i], r.runs.decode_rep_bandwidth[i]));
+    j["decode_fraction_of_read_bandwidth_by_rep"] = per_rep;
   }
   json dec = json::object(), rec = json::object(), speed = json::object();
   for (const ContextRun& c : r.runs.contexts) {

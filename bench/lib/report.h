@@ -32,7 +32,10 @@ struct BenchReport {
   double gemm_library_flops_per_s = 0;  // the library's GEMM with its own threading (cpu only)
   double gemm_engine_flops_per_s = 0;   // the backend's MatMul op on the same problem
   std::string gemm_problem;             // "m x n x k"
-  double read_bandwidth_bytes_per_s = 0;  // 0: not measured (non-host backend)
+  double read_bandwidth_start_bytes_per_s = 0;  // at the start of the run; 0: not measured
+  // What decode is compared with: the median of the samples taken right before each decode
+  // repetition (runs.decode_rep_bandwidth), or the start value when there are none.
+  double read_bandwidth_bytes_per_s = 0;
 
   // --accuracy: logits of accuracy_tokens random tokens against an fp32-mode cpu run.
   int64_t accuracy_tokens = 0;
