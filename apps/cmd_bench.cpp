@@ -270,7 +270,7 @@ int RunBench(BenchArgs a) {
 
   // ---- the model -----------------------------------------------------------------------------
   ModelOptions mo;
-  mo.max_slots = 1;
+  mo.max_slots = int32_t(std::max<size_t>(1, a.contexts.size()));  // one state per context
   auto model = Mamba2Model::FromStore(config, store, choice->backend.get(), mo);
   if (!model.ok()) return Fail(model.status());
   rep.chunk_size = (*model)->chunk_size();

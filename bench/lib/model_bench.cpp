@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <random>
+#include <map>
 #include <set>
 
 #include "lib/stats.h"
@@ -28,24 +29,23 @@ class Runner {
   Runner(Mamba2Model& m, const ModelBenchOptions& o)
       : m_(m), o_(o), logits_(size_t(m.config().vocab_rows)), vocab_(std::min(m.config().vocab_size, m.config().vocab_rows)) {}
 
-  // Prefill of `n` fresh tokens into slot 0 (reset first); returns seconds.
-  Result<double> Prefill(int64_t n, uint64_t seed) {
+  // Prefill of `n` fresh tokens into `slot` (reset first); returns seconds.
+  Result<double> Prefill(int64_t n, uint64_t seed, int32_t slot = 0) {
     const std::vector<int32_t> ids = RandomIds(n, vocab_, seed);
-    const int32_t slot = 0;
     m_.ResetSlot(slot);
     const double t0 = Now();
     RETURN_IF_ERROR(m_.Prefill(ids, {&slot, 1}, LogitsMode::kLast, logits_.data()));
+    next_[slot] = Argmax(logits_);
     return Now() - t0;
   }
 
-  // `n` greedy steps from the current state of slot 0; appends each step's seconds.
-  Status Decode(int64_t n, std::vector<double>* step_seconds) {
-    const int32_t slot = 0;
-    int32_t tok = Argmax(logits_);
+  // `n` greedy steps from the current state of `slot`; appends each step's seconds.
+  Status Decode(int64_t n, std::vector<double>* step_seconds, int32_t slot = 0) {
     for (int64_t i = 0; i < n; ++i) {
+      const int32_t tok = next_[slot];
       const double t0 = Now();
       RETURN_IF_ERROR(m_.Step({&tok, 1}, {&slot, 1}, logits_.data()));
-      tok = Argmax(logits_);
+      next_[slot] = Argmax(logits_);
       step_seconds->push_back(Now() - t0);
     }
     return Status::Ok();
@@ -71,6 +71,7 @@ class Runner {
   std::vector<float> logits_;
   int64_t vocab_;
   std::set<int64_t> warmed_;
+  std::map<int32_t, int32_t> next_;  // the greedy next token of each slot
 };
 
 std::string Fmt(const char* f, double a, double b = 0) {
@@ -120,22 +121,40 @@ Result<ModelBenchRuns> RunModelBench(Mamba2Model& model, const ModelBenchOptions
     r.Say(Fmt("decode: %.2f tok/s", 1.0 / out.decode_s_per_token));
   }
 
-  for (int64_t ctx : o.contexts) {
-    if (ctx <= 0) continue;
+  // Contexts: recomputation time is the prefill of the whole context. For the decode after
+  // each context, every context keeps its state in a slot of its own and the steps alternate
+  // between the slots, so that any slowdown of the shared machine hits all contexts alike and
+  // the comparison between them measures the context length only.
+  std::vector<int64_t> ctxs;
+  for (int64_t ctx : o.contexts)
+    if (ctx > 0) ctxs.push_back(ctx);
+  if (!ctxs.empty() && int64_t(ctxs.size()) > model.max_slots())
+    return Status::Error("bench: " + std::to_string(ctxs.size()) + " contexts need as many state slots, the model has " +
+                         std::to_string(model.max_slots()));
+  std::vector<std::vector<double>> steps(ctxs.size());
+  for (size_t c = 0; c < ctxs.size(); ++c) {
     ContextRun cr;
-    cr.context = ctx;
-    if (r.NeedsWarmup(ctx)) RETURN_IF_ERROR(r.Prefill(ctx, seed++).status());
-    std::vector<double> recompute, steps;
+    cr.context = ctxs[c];
+    if (r.NeedsWarmup(ctxs[c])) RETURN_IF_ERROR(r.Prefill(ctxs[c], seed++, int32_t(c)).status());
+    std::vector<double> recompute;
     for (int i = 0; i < o.reps; ++i) {
-      ASSIGN_OR_RETURN(double s, r.Prefill(ctx, seed++));
+      ASSIGN_OR_RETURN(double s, r.Prefill(ctxs[c], seed++, int32_t(c)));
       recompute.push_back(s);
-      RETURN_IF_ERROR(r.Decode(o.context_decode_tokens, &steps));
     }
     cr.recompute_s = Median(recompute);
-    cr.decode_s_per_token = Median(steps);
-    r.Say(Fmt("context %.0f: decode %.3f ms/token", double(ctx), cr.decode_s_per_token * 1e3) +
-          Fmt(", recompute %.3f s", cr.recompute_s));
     out.contexts.push_back(cr);
+  }
+  for (size_t c = 0; c < ctxs.size(); ++c) {  // warm-up: one step each
+    std::vector<double> ignored;
+    RETURN_IF_ERROR(r.Decode(1, &ignored, int32_t(c)));
+  }
+  for (int64_t t = 0; t < o.context_decode_tokens * o.reps; ++t)
+    for (size_t c = 0; c < ctxs.size(); ++c) RETURN_IF_ERROR(r.Decode(1, &steps[c], int32_t(c)));
+  for (size_t c = 0; c < ctxs.size(); ++c) {
+    ContextRun& cr = out.contexts[c];
+    cr.decode_s_per_token = Median(steps[c]);
+    r.Say(Fmt("context %.0f: decode %.3f ms/token", double(cr.context), cr.decode_s_per_token * 1e3) +
+          Fmt(", recompute %.3f s", cr.recompute_s));
   }
   out.seconds_total = Now() - t_start;
   return out;

@@ -18,6 +18,7 @@ struct ModelBenchOptions {
   int64_t decode_prompt = 16;              // tokens prefilled before that decode
   std::vector<int64_t> contexts{128, 1024, 4096};
   int64_t context_decode_tokens = 32;      // decoded after each context, per repetition
+                                           // (the model needs one state slot per context)
   int reps = 3;                            // timed repetitions (after one warm-up)
   int64_t pass_rows = 2048;                // the model's ModelOptions::max_rows (prefill pass size)
   uint64_t seed = 1;                       // prompt token ids
@@ -48,7 +49,7 @@ struct ModelBenchRuns {
   double seconds_total = 0;
 };
 
-// Uses state slot 0 of `model` (max_slots >= 1).
+// Uses state slot 0 of `model`, and slots 0..k-1 for k contexts (max_slots >= k).
 Result<ModelBenchRuns> RunModelBench(Mamba2Model& model, const ModelBenchOptions& options);
 
 }  // namespace mamba2::bench

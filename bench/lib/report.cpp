@@ -28,15 +28,18 @@ void PrintTable(std::FILE* f, const BenchReport& r) {
                (long long)r.chunk_size, double(r.weight_bytes) / 1e6);
 
   std::fprintf(f, "machine limits (measured now)\n");
-  std::fprintf(f, "  GEMM peak, %-4s             %8.1f GFLOP/s  (library %.1f, engine MatMul %.1f; %s)\n",
-               r.compute.c_str(), r.gemm_peak() / 1e9, r.gemm_library_flops_per_s / 1e9,
-               r.gemm_engine_flops_per_s / 1e9, r.gemm_problem.c_str());
+  if (r.gemm_peak() > 0)
+    std::fprintf(f, "  GEMM peak, %-4s             %8.1f GFLOP/s  (library %.1f, engine MatMul %.1f; %s)\n",
+                 r.compute.c_str(), r.gemm_peak() / 1e9, r.gemm_library_flops_per_s / 1e9,
+                 r.gemm_engine_flops_per_s / 1e9, r.gemm_problem.c_str());
+  else
+    std::fprintf(f, "  GEMM peak                    not measured (--no-limits)\n");
   if (r.read_bandwidth_bytes_per_s > 0)
     std::fprintf(f, "  memory read bandwidth        %8.2f GB/s  (at start %.2f; median of %zu samples taken before the decode repetitions)\n\n",
                  r.read_bandwidth_bytes_per_s / 1e9, r.read_bandwidth_start_bytes_per_s / 1e9,
                  r.runs.decode_rep_bandwidth.size());
   else
-    std::fprintf(f, "  memory read bandwidth        not measured for this backend\n\n");
+    std::fprintf(f, "  memory read bandwidth        not measured (--no-limits, or a device backend)\n\n");
 
   if (!r.runs.prefill.empty()) {
     std::fprintf(f, "prefill (batch 1, last logits)   tokens    ms        tok/s    GFLOP/s  of GEMM peak\n");
