@@ -54,6 +54,36 @@ class ThreadPool {
         &ctx);
   }
 
+  // Splits [0, n) into pieces of `grain` (the last one shorter) that the threads claim one at a
+  // time, and calls fn(begin, end) per piece: threads that run faster (or get their core back
+  // sooner on a shared machine) take more pieces, so all finish together. For loops bound by
+  // memory bandwidth, where a fixed split leaves one thread waiting on the other.
+  // One piece, or a call from inside a running job, runs inline. No allocation per call.
+  template <typename F>
+  void ParallelForDynamic(int64_t n, int64_t grain, F&& fn) {
+    if (n <= 0) return;
+    if (grain < 1) grain = 1;
+    const int64_t pieces = (n + grain - 1) / grain;
+    if (pieces <= 1 || n_threads_ == 1 || InJob()) {
+      fn(int64_t(0), n);
+      return;
+    }
+    using Fn = std::remove_reference_t<F>;
+    struct Ctx {
+      Fn* fn;
+      int64_t n, grain;
+    } ctx{&fn, n, grain};
+    Run(
+        int(pieces),
+        [](void* p, int piece) {
+          auto* c = static_cast<Ctx*>(p);
+          const int64_t begin = c->grain * piece;
+          const int64_t end = begin + c->grain < c->n ? begin + c->grain : c->n;
+          (*c->fn)(begin, end);
+        },
+        &ctx);
+  }
+
   // Calls fn(thread_index) exactly once on each pool thread (index 0 is the caller), e.g. to set
   // per-thread library state. Blocks until all are done.
   template <typename F>
@@ -69,7 +99,7 @@ class ThreadPool {
  private:
   using TaskFn = void (*)(void* ctx, int piece);
 
-  // Runs pieces 0..n_pieces-1 (n_pieces <= n_threads); any thread may take any piece.
+  // Runs pieces 0..n_pieces-1; any thread may take any piece.
   void Run(int n_pieces, TaskFn fn, void* ctx);
   // Runs piece t on thread t, for every thread.
   void RunPinned(TaskFn fn, void* ctx);

@@ -196,8 +196,10 @@ void SsmStep(ThreadPool& pool, const ScanInputs& in, const int32_t* slots, const
   CheckScanShapes(in, dims, rows, y);
   const int64_t p = dims.head_dim, n = dims.d_state, heads = dims.n_heads;
   const int64_t heads_per_group = heads / dims.n_groups;
-  pool.ParallelFor(
-      rows * heads,
+  // Streaming the states is memory-bound: small pieces claimed dynamically keep both threads
+  // busy to the end.
+  pool.ParallelForDynamic(
+      rows * heads, 2,
       [&](int64_t t0, int64_t t1) {
         for (int64_t t = t0; t < t1; ++t) {
           const int64_t i = t / heads, hh = t % heads, g = hh / heads_per_group;
@@ -230,8 +232,7 @@ void SsmStep(ThreadPool& pool, const ScanInputs& in, const int32_t* slots, const
             yr[ip] = ReduceAdd(acc) + D * xv;
           }
         }
-      },
-      4);
+      });
 }
 
 }  // namespace mamba2::cpu
