@@ -31,7 +31,7 @@ Result<std::vector<int32_t>> ParseIds(const std::string& text) {
 }
 
 struct LogitsArgs {
-  std::string dir, ids, out, backend = "cpu";
+  std::string dir, ids, out, backend = "cpu", compute;
   int64_t prefill = -1, chunk_size = 0;
   int threads = 0;
 };
@@ -43,7 +43,7 @@ int RunLogits(const LogitsArgs& a) {
   const int64_t k = a.prefill < 0 ? n : a.prefill;
   if (k < 1 || k > n)
     return Fail(Status::Error("--prefill " + std::to_string(a.prefill) + " must be in [1, " + std::to_string(n) + "]"));
-  auto backend = MakeBackendByName(a.backend, a.threads);
+  auto backend = MakeBackendByName(a.backend, a.threads, a.compute);
   if (!backend.ok()) return Fail(backend.status());
   ModelOptions opt;
   opt.chunk_size = a.chunk_size;
@@ -76,6 +76,7 @@ Runner AddLogits(CLI::App& app) {
   cmd->add_option("--chunk-size", a->chunk_size, "SSD chunk size (default: the config's)");
   cmd->add_option("--backend", a->backend, "ref | cpu | cuda")->capture_default_str();
   cmd->add_option("--threads", a->threads, "CPU threads (default: all cores)");
+  cmd->add_option("--compute", a->compute, "cpu prefill matmul precision: f32 (default) | bf16");
   return [a]() { return RunLogits(*a); };
 }
 

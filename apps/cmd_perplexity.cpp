@@ -22,7 +22,7 @@ namespace mamba2::app {
 namespace {
 
 struct PerplexityArgs {
-  std::string dir, file, tokenizer, protocol, json_out, save_logits, kl_base, dump_ids, backend = "cpu";
+  std::string dir, file, tokenizer, protocol, json_out, save_logits, kl_base, dump_ids, backend = "cpu", compute;
   int64_t ctx = 0, stride = 0, max_tokens = 0, max_articles = 0;
   int32_t batch = 1;
   int threads = 0;
@@ -127,7 +127,7 @@ int RunPerplexity(const PerplexityArgs& a) {
         Bytes(mem.total()) + " (logits " + Bytes(mem.logits) + ", activations " + Bytes(mem.workspace) + ", states " +
         Bytes(mem.states) + ") but only " + Bytes(avail) + " is available: lower --batch or --ctx"));
 
-  auto backend = MakeBackendByName(a.backend, a.threads);
+  auto backend = MakeBackendByName(a.backend, a.threads, a.compute);
   if (!backend.ok()) return Fail(backend.status());
   ModelOptions model_options;
   model_options.max_slots = a.batch;
@@ -269,6 +269,7 @@ Runner AddPerplexity(CLI::App& app) {
   cmd->add_option("--kl-base", a->kl_base, "compare with a --save-logits file of the same text: KL, top-1, ppl");
   cmd->add_option("--dump-ids", a->dump_ids, "write the token ids used as JSON (for tools/perplexity_ref.py)");
   cmd->add_option("--backend", a->backend, "ref | cpu | cuda")->capture_default_str();
+  cmd->add_option("--compute", a->compute, "cpu prefill matmul precision: f32 (default) | bf16");
   cmd->add_option("--threads", a->threads, "CPU threads (default: all cores)");
   cmd->add_flag("-q,--quiet", a->quiet, "no progress output");
   return [a]() { return RunPerplexity(*a); };

@@ -40,7 +40,10 @@ Result<LoadedModel> LoadModelAndTokenizer(const std::string& dir, const std::str
                                           const std::string& backend, int n_threads, int32_t max_slots);
 
 // "ref", "cpu" or "cuda"; n_threads <= 0 means all cores.
-Result<std::unique_ptr<Backend>> MakeBackendByName(const std::string& name, int n_threads);
+// compute: "" (the backend's default), "f32" or "bf16" (cpu: the prefill matmul precision; cuda
+// takes MAMBA2_CUDA_MATMUL instead).
+Result<std::unique_ptr<Backend>> MakeBackendByName(const std::string& name, int n_threads,
+                                                   const std::string& compute = "");
 
 // Prints "error: <message>" to stderr and returns exit code 1.
 int Fail(const Status& status);

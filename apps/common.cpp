@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "commands.h"
+#include "backend/cpu/cpu_backend.h"
 
 namespace mamba2::app {
 
@@ -12,9 +13,19 @@ int Fail(const Status& status) {
   return 1;
 }
 
-Result<std::unique_ptr<Backend>> MakeBackendByName(const std::string& name, int n_threads) {
+Result<std::unique_ptr<Backend>> MakeBackendByName(const std::string& name, int n_threads,
+                                                   const std::string& compute) {
+  if (name == "cpu") {
+    CpuBackendOptions o;
+    o.n_threads = n_threads;
+    if (!compute.empty()) {
+      ASSIGN_OR_RETURN(o.matmul, ParseCpuMatMul(compute));
+    }
+    return MakeCpuBackend(o);
+  }
+  if (!compute.empty() && compute != "f32")
+    return Status::Error("--compute " + compute + " applies to the cpu backend only (cuda: set MAMBA2_CUDA_MATMUL)");
   if (name == "ref") return MakeRefBackend();
-  if (name == "cpu") return MakeCpuBackend(n_threads);
   if (name == "cuda") {
     std::unique_ptr<Backend> b = MakeCudaBackend();
     if (!b) return Status::Error("backend cuda: this build has no CUDA support or no GPU is present");
