@@ -12,8 +12,13 @@ PrefillFlops CountPrefillFlops(const ModelConfig& c, int64_t tokens, int64_t chu
   double per_layer = 0.0;
   const int64_t Q = std::max<int64_t>(1, std::min(chunk_size, tokens));
   for (int64_t c0 = 0; c0 < tokens; c0 += Q) {
-    const double q = double(std::min(Q, tokens - c0));
-    const double tri = q * (q + 1.0) / 2.0;
+    const int64_t qi = std::min(Q, tokens - c0);
+    const double q = double(qi);
+    double tri = 0.0;
+    for (int64_t i0 = 0; i0 < qi; i0 += kSsdTriBlock) {
+      const int64_t i1 = std::min(qi, i0 + kSsdTriBlock);
+      tri += double(i1 - i0) * double(i1);
+    }
     per_layer += g * n * tri + h * p * tri + 2.0 * h * p * n * q;
   }
   f.ssd = 2.0 * layers * per_layer;
