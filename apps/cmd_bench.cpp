@@ -61,7 +61,9 @@ Result<BackendChoice> ChooseBackend(const BenchArgs& a, DType weights) {
 #if defined(MAMBA2_HAVE_CUDA)
     ASSIGN_OR_RETURN(CudaBackendOptions o, CudaOptionsFromEnv());
     // MAMBA2_CUDA_MATMUL decides unless --compute says otherwise.
-    if (!a.compute.empty()) ASSIGN_OR_RETURN(o.matmul, ParseCudaMatMul(a.compute == "f32" ? "fp32" : a.compute));
+    if (!a.compute.empty()) {
+      ASSIGN_OR_RETURN(o.matmul, ParseCudaMatMul(a.compute == "f32" ? "fp32" : a.compute));
+    }
     c.make = [o] { return MakeCudaBackend(o); };
     c.compute = o.matmul == CudaMatMul::kBf16 ? "bf16" : o.matmul == CudaMatMul::kTf32 ? "tf32" : "f32";
     c.host = false;
