@@ -32,6 +32,24 @@ void* operator new(size_t n) { return CountedAlloc(n, 0); }
 void* operator new[](size_t n) { return CountedAlloc(n, 0); }
 void* operator new(size_t n, std::align_val_t a) { return CountedAlloc(n, size_t(a)); }
 void* operator new[](size_t n, std::align_val_t a) { return CountedAlloc(n, size_t(a)); }
+// The nothrow forms too (std::stable_sort's temporary buffer uses them): every operator new of
+// the binary must pair with these deletes, or a sanitizer build reports new/free mismatches.
+void* operator new(size_t n, const std::nothrow_t&) noexcept {
+  try { return CountedAlloc(n, 0); } catch (...) { return nullptr; }
+}
+void* operator new[](size_t n, const std::nothrow_t&) noexcept {
+  try { return CountedAlloc(n, 0); } catch (...) { return nullptr; }
+}
+void* operator new(size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
+  try { return CountedAlloc(n, size_t(a)); } catch (...) { return nullptr; }
+}
+void* operator new[](size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
+  try { return CountedAlloc(n, size_t(a)); } catch (...) { return nullptr; }
+}
+void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
+void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
+void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept { std::free(p); }
+void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept { std::free(p); }
 void operator delete(void* p) noexcept { std::free(p); }
 void operator delete[](void* p) noexcept { std::free(p); }
 void operator delete(void* p, size_t) noexcept { std::free(p); }
