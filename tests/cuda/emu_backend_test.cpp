@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/cuda/params.h"
 #include "backend/cuda/views.h"
 #include "backend/host_backend.h"
 #include "core/dtype.h"
@@ -180,47 +181,11 @@ class EmuBackend final : public HostBackend {
   static cuda_args::ConvParams ConvArgs(Mat in, int64_t n_seqs, int64_t seq_len, const int32_t* slots,
                                         const MixerDims& dims, float* conv_state, const TensorView& weight,
                                         const TensorView& bias, Mat out) {
-    cuda_args::ConvParams p;
-    p.xbc = in.data;
-    p.xbc_ld = in.ld;
-    p.out = out.data;
-    p.out_ld = out.ld;
-    p.slots = slots;
-    p.conv_state = conv_state;
-    p.weight = weight.as<float>();
-    p.bias = bias.data ? bias.as<float>() : nullptr;
-    p.n_seqs = n_seqs;
-    p.seq_len = seq_len;
-    p.conv_dim = dims.conv_dim();
-    p.d_conv = dims.d_conv;
-    return p;
+    return cuda_args::MakeConvParams(in, n_seqs, seq_len, slots, dims, conv_state, weight, bias, out);
   }
-
   static cuda_args::ScanParams ScanArgs(const ScanInputs& in, const MixerDims& dims, const int32_t* slots,
                                         float* ssm_state, Mat y) {
-    cuda_args::ScanParams p;
-    p.x = in.x.data;
-    p.x_ld = in.x.ld;
-    p.B = in.B.data;
-    p.B_ld = in.B.ld;
-    p.C = in.C.data;
-    p.C_ld = in.C.ld;
-    p.dt = in.dt.data;
-    p.dt_ld = in.dt.ld;
-    p.dt_bias = in.dt_bias.as<float>();
-    p.A_log = in.A_log.as<float>();
-    p.D = in.D.as<float>();
-    p.dt_min = in.dt_min;
-    p.dt_max = in.dt_max;
-    p.y = y.data;
-    p.y_ld = y.ld;
-    p.slots = slots;
-    p.ssm_state = ssm_state;
-    p.n_heads = dims.n_heads;
-    p.head_dim = dims.head_dim;
-    p.d_state = dims.d_state;
-    p.n_groups = dims.n_groups;
-    return p;
+    return cuda_args::MakeScanParams(in.x, in.B, in.C, in.dt, in, dims, slots, ssm_state, y);
   }
 
   bool bf16_;

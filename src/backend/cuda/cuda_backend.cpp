@@ -16,6 +16,7 @@
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/params.h"
 #include "backend/cuda/views.h"
 
 namespace mamba2 {
@@ -292,20 +293,7 @@ class CudaBackend final : public Backend {
                                  const TensorView& bias, Mat out) const {
     CHECK(weight.dtype == DType::F32 && weight.numel() == dims.conv_dim() * dims.d_conv);
     CHECK(bias.data == nullptr || (bias.dtype == DType::F32 && bias.numel() == dims.conv_dim()));
-    cuda_args::ConvParams p;
-    p.xbc = in.data;
-    p.xbc_ld = in.ld;
-    p.out = out.data;
-    p.out_ld = out.ld;
-    p.slots = slots;
-    p.conv_state = conv_state;
-    p.weight = weight.as<float>();
-    p.bias = bias.data ? bias.as<float>() : nullptr;
-    p.n_seqs = n_seqs;
-    p.seq_len = seq_len;
-    p.conv_dim = dims.conv_dim();
-    p.d_conv = dims.d_conv;
-    return p;
+    return cuda_args::MakeConvParams(in, n_seqs, seq_len, slots, dims, conv_state, weight, bias, out);
   }
 
   // The scan's inputs; any that y may overwrite while still being read go aside first.
@@ -326,29 +314,7 @@ class CudaBackend final : public Backend {
       C = copies[2];
       dt = copies[3];
     }
-    cuda_args::ScanParams p;
-    p.x = x.data;
-    p.x_ld = x.ld;
-    p.B = B.data;
-    p.B_ld = B.ld;
-    p.C = C.data;
-    p.C_ld = C.ld;
-    p.dt = dt.data;
-    p.dt_ld = dt.ld;
-    p.dt_bias = in.dt_bias.as<float>();
-    p.A_log = in.A_log.as<float>();
-    p.D = in.D.as<float>();
-    p.dt_min = in.dt_min;
-    p.dt_max = in.dt_max;
-    p.y = y.data;
-    p.y_ld = y.ld;
-    p.slots = slots;
-    p.ssm_state = ssm_state;
-    p.n_heads = dims.n_heads;
-    p.head_dim = dims.head_dim;
-    p.d_state = dims.d_state;
-    p.n_groups = dims.n_groups;
-    return p;
+    return cuda_args::MakeScanParams(x, B, C, dt, in, dims, slots, ssm_state, y);
   }
 
   // Dense copies of views in the aside scratch (valid until the next Aside).
