@@ -18,6 +18,25 @@ constexpr int kSsdK = 16;      // d_state slice held in shared memory by the out
 constexpr int kStateK = 32;    // positions per step of the chunk-state kernel
 constexpr int kStepRows = kBlock / 32;  // head_dim rows per SsmStep block, a warp each
 
+// acc[i][j] += sum_k cs[ty + 16i][k] * ks[tx + 16j][k] over one shared d_state slice: each of the
+// 16x16 threads accumulates its 4x4 piece of a 64x64 tile product.
+M2_DEVICE void TileSlabFma(const float (&cs)[kSsdTile][kSsdK + 1], const float (&ks)[kSsdTile][kSsdK + 1], int ty,
+                           int tx, float (&acc)[4][4]) {
+  M2_UNROLL
+  for (int k = 0; k < kSsdK; ++k) {
+    float a[4], b[4];
+    M2_UNROLL
+    for (int i = 0; i < 4; ++i) {
+      a[i] = cs[ty + 16 * i][k];
+      b[i] = ks[tx + 16 * i][k];
+    }
+    M2_UNROLL
+    for (int i = 0; i < 4; ++i)
+      M2_UNROLL
+      for (int j = 0; j < 4; ++j) acc[i][j] += a[i] * b[j];
+  }
+}
+
 __global__ void SsdDtKernel(cuda_args::ScanParams p, int64_t chunk, int64_t n_chunks, cuda_args::SsdScratch sc) {
   const int64_t sh = blockIdx.x, c = blockIdx.y;
   const int64_t s = sh / p.n_heads, hh = sh - s * p.n_heads;
@@ -165,19 +184,7 @@ __global__ void SsdOutputKernel(cuda_args::ScanParams p, int64_t chunk, int64_t 
       ks[r][k] = (p0 + r < P && n < N) ? h_in[(p0 + r) * N + n] : 0.0f;
     }
     __syncthreads();
-    M2_UNROLL
-    for (int k = 0; k < kSsdK; ++k) {
-      float a[4], b[4];
-      M2_UNROLL
-      for (int i = 0; i < 4; ++i) {
-        a[i] = cs[ty + 16 * i][k];
-        b[i] = ks[tx + 16 * i][k];
-      }
-      M2_UNROLL
-      for (int i = 0; i < 4; ++i)
-        M2_UNROLL
-        for (int j = 0; j < 4; ++j) acc[i][j] += a[i] * b[j];
-    }
+    TileSlabFma(cs, ks, ty, tx, acc);
     __syncthreads();
   }
   M2_UNROLL
@@ -203,19 +210,7 @@ __global__ void SsdOutputKernel(cuda_args::ScanParams p, int64_t chunk, int64_t 
         ks[r][k] = (s0 + r < len && n < N) ? Bg[(row0 + s0 + r) * p.B_ld + n] : 0.0f;
       }
       __syncthreads();
-      M2_UNROLL
-      for (int k = 0; k < kSsdK; ++k) {
-        float a[4], b[4];
-        M2_UNROLL
-        for (int i = 0; i < 4; ++i) {
-          a[i] = cs[ty + 16 * i][k];
-          b[i] = ks[tx + 16 * i][k];
-        }
-        M2_UNROLL
-        for (int i = 0; i < 4; ++i)
-          M2_UNROLL
-          for (int j = 0; j < 4; ++j) m[i][j] += a[i] * b[j];
-      }
+      TileSlabFma(cs, ks, ty, tx, m);
       __syncthreads();
     }
     // Causal mask, decay and dt: the scaled CB^T block.
