@@ -8,6 +8,7 @@
 #include <cuda_runtime_api.h>
 
 #include "backend/cuda/kernel_args.h"
+#include "sample/pick_rule.h"
 
 namespace mamba2::cuda {
 
@@ -34,5 +35,11 @@ void LaunchConvStep(const cuda_args::ConvParams& p, cudaStream_t stream);
 void LaunchSsdPrefill(const cuda_args::ScanParams& p, const cuda_args::SsdLayout& l,
                       const cuda_args::SsdScratch& sc, cudaStream_t stream);
 void LaunchSsmStep(const cuda_args::ScanParams& p, cudaStream_t stream);
+
+// The token pick of sample/pick_rule.h (sample.cuh): out_ids[r] = the id picked from row r
+// (logits + r*ld, candidates [0, p.n_valid)) with u = PickUniform(p.seed, *draw, r); then
+// *draw += 1 (on the stream, after every row has read it).
+void LaunchPick(const float* logits, int64_t ld, int64_t n_rows, const PickParams& p, uint64_t* draw,
+                int32_t* out_ids, cudaStream_t stream);
 
 }  // namespace mamba2::cuda
