@@ -253,16 +253,19 @@ M2_DEVICE const double* PickRowPass(const PickRow& r, uint32_t lo, uint32_t hi, 
   for (int i = int(threadIdx.x); i < r.n; i += int(blockDim.x)) {
     const uint32_t key = r.Key(i);
     if (key < lo || key >= hi) continue;
-    const double v = kMass ? r.Weight(i) : 1.0;
+    const double w = kMass ? r.Weight(i) : 0.0;
     M2_UNROLL
     for (int j = 0; j < kPickSplits; ++j)
       if (key >= b[j]) {
-        acc[j] += v;
+        if (kMass) acc[j] += w;  // counts need no double adds: taken from my_count below
         ++my_count[j];
       }
   }
   M2_UNROLL
-  for (int j = 0; j < kPickSplits; ++j) acc[kPickSplits + j] = double(my_count[j]);
+  for (int j = 0; j < kPickSplits; ++j) {
+    acc[kPickSplits + j] = double(my_count[j]);
+    if (!kMass) acc[j] = acc[kPickSplits + j];
+  }
   return BlockSumVec<2 * kPickSplits>(acc);
 }
 
