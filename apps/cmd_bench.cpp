@@ -45,6 +45,7 @@ struct BackendChoice {
   std::function<std::unique_ptr<Backend>()> make;  // another one like it (for the GEMM probe)
   std::string compute;                            // "f32" | "bf16" (| "tf32" on cuda)
   bool host = true;
+  int cuda_device = 0;
 };
 
 Result<BackendChoice> ChooseBackend(const BenchArgs& a, DType weights) {
@@ -67,6 +68,7 @@ Result<BackendChoice> ChooseBackend(const BenchArgs& a, DType weights) {
     c.make = [o] { return MakeCudaBackend(o); };
     c.compute = o.matmul == CudaMatMul::kBf16 ? "bf16" : o.matmul == CudaMatMul::kTf32 ? "tf32" : "f32";
     c.host = false;
+    c.cuda_device = o.device;
 #else
     return Status::Error("backend cuda: this build has no CUDA support");
 #endif
@@ -267,6 +269,13 @@ int RunBench(BenchArgs a) {
     } else {
       rep.gemm_problem = "8192 x 8192 x 8192";
       rep.gemm_engine_flops_per_s = MeasureBackendMatMul(choice->make, gemm_dtype, 8192, 8192, 8192, 5);
+#if defined(MAMBA2_HAVE_CUDA)
+      // 4 GiB: far beyond the 50-60 MB L2 of a Hopper card.
+      auto bw = MeasureCudaReadBandwidth(choice->cuda_device, size_t(4) << 30, 10);
+      if (!bw.ok()) return Fail(bw.status());
+      rep.read_bandwidth_start_bytes_per_s = bw->read_bytes_per_s;
+      rep.nominal_bandwidth_bytes_per_s = bw->nominal_bytes_per_s;
+#endif
     }
   }
 
@@ -287,6 +296,13 @@ int RunBench(BenchArgs a) {
   bo.progress = [](const std::string& line) { std::fprintf(stderr, "  %s\n", line.c_str()); };
   if (choice->host && !a.no_limits)
     bo.probe_bandwidth = [threads] { return MeasureReadBandwidth(threads, size_t(1) << 29, 5); };
+#if defined(MAMBA2_HAVE_CUDA)
+  if (!choice->host && !a.no_limits)
+    bo.probe_bandwidth = [dev = choice->cuda_device] {
+      auto bw = MeasureCudaReadBandwidth(dev, size_t(2) << 30, 3);
+      return bw.ok() ? bw->read_bytes_per_s : 0.0;
+    };
+#endif
   auto runs = RunModelBench(**model, bo);
   if (!runs.ok()) return Fail(runs.status());
   rep.runs = std::move(runs).value();

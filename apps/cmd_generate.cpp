@@ -61,10 +61,11 @@ int RunGenerate(GenerateArgs a) {
   });
   std::fputc('\n', stdout);
   if (!r.ok()) return Fail(r.status());
-  std::fprintf(stderr, "\nprompt: %lld tokens in %.3f s (%.1f tok/s); generation: %zu tokens in %.3f s (%.1f tok/s); stop: %s\n",
+  std::fprintf(stderr, "\nprompt: %lld tokens in %.3f s (%.1f tok/s); generation: %zu tokens in %.3f s (%.1f tok/s); stop: %s; "
+               "tokens picked %s\n",
                (long long)r->prompt_tokens, r->prefill_seconds, r->prompt_tokens / std::max(r->prefill_seconds, 1e-9),
                r->tokens.size(), r->decode_seconds, double(r->tokens.size()) / std::max(r->decode_seconds, 1e-9),
-               r->finish_reason.c_str());
+               r->finish_reason.c_str(), r->picked_on_backend ? "on the backend" : "by the host sampler");
   return 0;
 }
 

@@ -51,6 +51,24 @@ class Runner {
     return Status::Ok();
   }
 
+  // `n` greedy steps picked on the backend after a fresh prompt of `prompt` tokens in slot 0.
+  Status DecodePicked(int64_t n, int64_t prompt, uint64_t seed, std::vector<double>* step_seconds) {
+    const std::vector<int32_t> ids = RandomIds(prompt, vocab_, seed);
+    const int32_t slot = 0;
+    m_.ResetSlot(slot);
+    RETURN_IF_ERROR(m_.Prefill(ids, {&slot, 1}, LogitsMode::kLast, nullptr));
+    PickParams greedy;
+    greedy.temperature = 0.0f;
+    greedy.n_valid = int32_t(vocab_);
+    RETURN_IF_ERROR(m_.StartPicking(slot, greedy).status());
+    for (int64_t i = 0; i < n; ++i) {
+      const double t0 = Now();
+      RETURN_IF_ERROR(m_.StepPicked().status());
+      step_seconds->push_back(Now() - t0);
+    }
+    return Status::Ok();
+  }
+
   // Prefill passes are of min(len, max_rows) rows; the first pass of a row count builds the
   // library's kernels for it, so a length whose pass sizes have all run needs no warm-up.
   bool NeedsWarmup(int64_t len) {
@@ -107,18 +125,27 @@ Result<ModelBenchRuns> RunModelBench(Mamba2Model& model, const ModelBenchOptions
     // Warm-up: one prompt and a few steps.
     RETURN_IF_ERROR(r.Prefill(std::max<int64_t>(1, o.decode_prompt), seed++).status());
     std::vector<double> ignored;
+    const int64_t prompt = std::max<int64_t>(1, o.decode_prompt);
     RETURN_IF_ERROR(r.Decode(std::min<int64_t>(8, o.decode_tokens), &ignored));
+    RETURN_IF_ERROR(r.DecodePicked(std::min<int64_t>(8, o.decode_tokens), prompt, seed++, &ignored));
+    auto mean = [](const std::vector<double>& v) {
+      double sum = 0;
+      for (double s : v) sum += s;
+      return sum / double(v.size());
+    };
     for (int i = 0; i < o.reps; ++i) {
       if (o.probe_bandwidth) out.decode_rep_bandwidth.push_back(o.probe_bandwidth());
-      RETURN_IF_ERROR(r.Prefill(std::max<int64_t>(1, o.decode_prompt), seed++).status());
-      std::vector<double> steps;
+      RETURN_IF_ERROR(r.Prefill(prompt, seed++).status());
+      std::vector<double> steps, picked;
       RETURN_IF_ERROR(r.Decode(o.decode_tokens, &steps));
-      double sum = 0;
-      for (double s : steps) sum += s;
-      out.decode_rep_s_per_token.push_back(sum / double(steps.size()));
+      out.decode_rep_s_per_token.push_back(mean(steps));
+      RETURN_IF_ERROR(r.DecodePicked(o.decode_tokens, prompt, seed++, &picked));
+      out.picked_decode_rep_s_per_token.push_back(mean(picked));
     }
     out.decode_s_per_token = Median(out.decode_rep_s_per_token);
-    r.Say(Fmt("decode: %.2f tok/s", 1.0 / out.decode_s_per_token));
+    out.picked_decode_s_per_token = Median(out.picked_decode_rep_s_per_token);
+    r.Say(Fmt("decode: %.2f tok/s (logits to the host), %.2f tok/s picked on the backend",
+              1.0 / out.decode_s_per_token, 1.0 / out.picked_decode_s_per_token));
   }
 
   // Contexts: recomputation time is the prefill of the whole context. For the decode after

@@ -63,6 +63,11 @@ void ProfilingBackend::CopySlot(float* state, int64_t slot_size, int32_t from, i
   Time("copy slot", [&] { inner_->CopySlot(state, slot_size, from, to); });
 }
 
+void ProfilingBackend::PickTokens(const float* logits, int64_t n_rows, int64_t ld, const PickParams& p,
+                                  uint64_t* draw, int32_t* out_ids) {
+  Time("pick token", [&] { inner_->PickTokens(logits, n_rows, ld, p, draw, out_ids); });
+}
+
 std::string FormatProfile(const std::map<std::string, OpTime>& times, const std::string& title) {
   std::vector<std::pair<std::string, OpTime>> rows(times.begin(), times.end());
   std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.second.seconds > b.second.seconds; });

@@ -49,6 +49,9 @@ class ProfilingBackend final : public Backend {
                Mat y) override;
   void GatedRmsNorm(Mat y, Mat z, const TensorView& weight, int64_t group_size, float eps, Mat out) override;
   void CopySlot(float* state, int64_t slot_size, int32_t from, int32_t to) override;
+  void PickTokens(const float* logits, int64_t n_rows, int64_t ld, const PickParams& p, uint64_t* draw,
+                  int32_t* out_ids) override;
+  // Record is not forwarded: the default re-issues each op through this profiler.
 
  private:
   template <typename F>

@@ -39,7 +39,11 @@ void PrintTable(std::FILE* f, const BenchReport& r) {
                  r.read_bandwidth_bytes_per_s / 1e9, r.read_bandwidth_start_bytes_per_s / 1e9,
                  r.runs.decode_rep_bandwidth.size());
   else
-    std::fprintf(f, "  memory read bandwidth        not measured (--no-limits, or a device backend)\n\n");
+    std::fprintf(f, "  memory read bandwidth        not measured (--no-limits)\n\n");
+  if (r.nominal_bandwidth_bytes_per_s > 0)
+    std::fprintf(f, "  nominal memory bandwidth     %8.2f GB/s  (memory clock x bus width; measured read is %.1f%% of it)\n\n",
+                 r.nominal_bandwidth_bytes_per_s / 1e9,
+                 100.0 * Frac(r.read_bandwidth_bytes_per_s, r.nominal_bandwidth_bytes_per_s));
 
   if (!r.runs.prefill.empty()) {
     std::fprintf(f, "prefill (batch 1, last logits)   tokens    ms        tok/s    GFLOP/s  of GEMM peak\n");
@@ -54,10 +58,17 @@ void PrintTable(std::FILE* f, const BenchReport& r) {
   if (r.runs.decode_s_per_token > 0) {
     const double bps = r.decode_bytes.total() / r.runs.decode_s_per_token;
     std::fprintf(f, "decode (batch 1)   ms/token   tok/s    MB read/token (weights + state)   GB/s   of read bw\n");
-    std::fprintf(f, "                   %8.3f  %7.2f    %7.1f (%.1f + %.1f)             %6.2f   %5.1f%%\n\n",
+    std::fprintf(f, "logits to host     %8.3f  %7.2f    %7.1f (%.1f + %.1f)             %6.2f   %5.1f%%\n",
                  r.runs.decode_s_per_token * 1e3, 1.0 / r.runs.decode_s_per_token, r.decode_bytes.total() / 1e6,
                  r.decode_bytes.weights / 1e6, r.decode_bytes.state / 1e6, bps / 1e9,
                  100.0 * Frac(bps, r.read_bandwidth_bytes_per_s));
+    if (r.runs.picked_decode_s_per_token > 0) {
+      const double pbps = r.decode_bytes.total() / r.runs.picked_decode_s_per_token;
+      std::fprintf(f, "picked on backend  %8.3f  %7.2f    %7.1f                             %6.2f   %5.1f%%\n",
+                   r.runs.picked_decode_s_per_token * 1e3, 1.0 / r.runs.picked_decode_s_per_token,
+                   r.decode_bytes.total() / 1e6, pbps / 1e9, 100.0 * Frac(pbps, r.read_bandwidth_bytes_per_s));
+    }
+    std::fprintf(f, "\n");
   }
   if (!r.runs.contexts.empty()) {
     const double base = r.runs.contexts.front().decode_s_per_token;
@@ -104,6 +115,8 @@ std::string ToJson(const BenchReport& r) {
   j["gemm_engine_matmul_flops_per_s"] = r.gemm_engine_flops_per_s;
   j["gemm_problem"] = r.gemm_problem;
   j["read_bandwidth_bytes_per_s"] = r.read_bandwidth_bytes_per_s > 0 ? json(r.read_bandwidth_bytes_per_s) : json();
+  j["nominal_bandwidth_bytes_per_s"] =
+      r.nominal_bandwidth_bytes_per_s > 0 ? json(r.nominal_bandwidth_bytes_per_s) : json();
   j["read_bandwidth_start_bytes_per_s"] =
       r.read_bandwidth_start_bytes_per_s > 0 ? json(r.read_bandwidth_start_bytes_per_s) : json();
   j["read_bandwidth_samples_at_decode"] = r.runs.decode_rep_bandwidth;
@@ -145,6 +158,13 @@ std::string ToJson(const BenchReport& r) {
     for (size_t i = 0; i < r.runs.decode_rep_s_per_token.size() && i < r.runs.decode_rep_bandwidth.size(); ++i)
       per_rep.push_back(Frac(r.decode_bytes.total() / r.runs.decode_rep_s_per_token[i], r.runs.decode_rep_bandwidth[i]));
     j["decode_fraction_of_read_bandwidth_by_rep"] = per_rep;
+    if (r.runs.picked_decode_s_per_token > 0) {
+      j["decode_picked_tokens_per_s"] = 1.0 / r.runs.picked_decode_s_per_token;
+      j["decode_picked_s_per_token"] = r.runs.picked_decode_s_per_token;
+      j["decode_picked_rep_s_per_token"] = r.runs.picked_decode_rep_s_per_token;
+      j["decode_picked_fraction_of_read_bandwidth"] =
+          Frac(r.decode_bytes.total() / r.runs.picked_decode_s_per_token, r.read_bandwidth_bytes_per_s);
+    }
   }
   json dec = json::object(), rec = json::object(), speed = json::object();
   for (const ContextRun& c : r.runs.contexts) {

@@ -36,6 +36,7 @@ struct BenchReport {
   // What decode is compared with: the median of the samples taken right before each decode
   // repetition (runs.decode_rep_bandwidth), or the start value when there are none.
   double read_bandwidth_bytes_per_s = 0;
+  double nominal_bandwidth_bytes_per_s = 0;  // the device's datasheet figure (cuda), 0: unknown
 
   // --accuracy: logits of accuracy_tokens random tokens against an fp32-mode cpu run.
   int64_t accuracy_tokens = 0;

@@ -5,11 +5,14 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "core/tensor.h"
+#include "sample/pick_rule.h"
 
 namespace mamba2 {
 
@@ -59,6 +62,14 @@ struct ScanInputs {
   TensorView D;        // [n_heads] f32
   float dt_min = 0.0f;  // dt clamp applied after softplus
   float dt_max = std::numeric_limits<float>::infinity();
+};
+
+// Ops recorded once and enqueued again by each Launch: a CUDA graph on cuda (a decode step then
+// costs one launch and no per-kernel host work), the ops themselves on host backends.
+class Recording {
+ public:
+  virtual ~Recording() = default;
+  virtual void Launch() = 0;
 };
 
 enum class WeightKind {
@@ -119,6 +130,27 @@ class Backend {
 
   // Copies the recurrent state of one slot to another (prefix snapshots, forks).
   virtual void CopySlot(float* state, int64_t slot_size, int32_t from, int32_t to) = 0;
+
+  // ---- decoding without the host ---------------------------------------------------------
+  // One token per logits row by the rule of sample/pick_rule.h, so every backend picks the same
+  // id from the same logits and uniform. logits: [n_rows, ld], columns [0, p.n_valid) are the
+  // candidates; draw: one uint64 in backend memory, the draw number of the uniforms
+  // (PickUniform(p.seed, *draw, row)), advanced by one; out_ids: [n_rows] in backend memory.
+  virtual void PickTokens(const float* logits, int64_t n_rows, int64_t ld, const PickParams& p, uint64_t* draw,
+                          int32_t* out_ids) = 0;
+
+  // Records what `ops` enqueues so that Launch() enqueues it again. `ops` must only enqueue
+  // (no host reads, no Alloc/Free) and must have run once unrecorded with the same sizes, so
+  // that every scratch buffer has grown. Host backends run ops as issued: Launch() calls ops.
+  virtual std::unique_ptr<Recording> Record(std::function<void()> ops) {
+    struct Reissue final : Recording {
+      std::function<void()> ops;
+      void Launch() override { ops(); }
+    };
+    auto r = std::make_unique<Reissue>();
+    r->ops = std::move(ops);
+    return r;
+  }
 };
 
 std::unique_ptr<Backend> MakeRefBackend();

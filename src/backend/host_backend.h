@@ -34,6 +34,14 @@ class HostBackend : public Backend {
                 size_t(slot_size) * sizeof(float));
   }
 
+  // The rule's reference implementation: the ref backend's oracle, and fast enough for the cpu.
+  void PickTokens(const float* logits, int64_t n_rows, int64_t ld, const PickParams& p, uint64_t* draw,
+                  int32_t* out_ids) override {
+    for (int64_t r = 0; r < n_rows; ++r)
+      out_ids[r] = PickReference(logits + r * ld, p, PickUniform(p.seed, *draw, uint64_t(r)));
+    ++*draw;
+  }
+
   // Vectors become fp32 copies owned here; matrices stay in their stored dtype and memory,
   // unless the derived backend wants another form (it overrides PrepareMatrix).
   TensorView PrepareWeight(const TensorView& host, WeightKind kind) override {

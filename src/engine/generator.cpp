@@ -1,6 +1,8 @@
 #include "engine/generator.h"
 
+#include <algorithm>
 #include <chrono>
+#include <optional>
 
 namespace mamba2 {
 
@@ -47,18 +49,30 @@ Result<GenerateResult> Generator::Generate(const std::vector<int32_t>& prompt, c
   GenerateResult r;
   r.prompt_tokens = int64_t(prompt.size());
   const int64_t V = model_->config().vocab_rows;
-  std::vector<float> logits(static_cast<size_t>(V));  // [vocab_rows]
+  SamplingParams sp = o.sampling;
+  if (sp.n_valid < 0) sp.n_valid = int32_t(std::min<int64_t>(V, tokenizer_ ? tokenizer_->vocab_size() : V));
+  // The backend picks whenever the rule covers the parameters (all but a repetition penalty,
+  // which needs the history): then no logits cross to the host.
+  Result<PickParams> pick = o.pick_on_backend ? PickParamsFrom(sp, std::min<int32_t>(sp.n_valid, int32_t(V)))
+                                              : Result<PickParams>(Status::Error("host sampling asked for"));
+  r.picked_on_backend = pick.ok();
+  std::vector<float> logits(r.picked_on_backend ? 0 : static_cast<size_t>(V));  // [vocab_rows]
+  std::optional<Sampler> sampler;
+  if (!r.picked_on_backend) sampler.emplace(sp);
+  std::vector<int32_t> history = prompt;
   const int32_t slot = o.slot;
   if (o.reset_slot) model_->ResetSlot(slot);
   auto t0 = Clock::now();
-  RETURN_IF_ERROR(model_->Prefill(prompt, {&slot, 1}, LogitsMode::kLast, logits.data()));
+  RETURN_IF_ERROR(model_->Prefill(prompt, {&slot, 1}, LogitsMode::kLast, r.picked_on_backend ? nullptr : logits.data()));
   auto t1 = Clock::now();
   r.prefill_seconds = std::chrono::duration<double>(t1 - t0).count();
 
-  SamplingParams sp = o.sampling;
-  if (sp.n_valid < 0) sp.n_valid = int32_t(std::min<int64_t>(V, tokenizer_ ? tokenizer_->vocab_size() : V));
-  Sampler sampler(sp);
-  std::vector<int32_t> history = prompt;
+  // The first token comes from the prompt's logits, each later one from a step on the previous.
+  auto next_token = [&](bool first, int32_t previous) -> Result<int32_t> {
+    if (r.picked_on_backend) return first ? model_->StartPicking(slot, *pick) : model_->StepPicked();
+    if (!first) RETURN_IF_ERROR(model_->Step({&previous, 1}, {&slot, 1}, logits.data()));
+    return sampler->Sample(logits.data(), V, history);
+  };
   Utf8Stream utf8;
   StopMatcher stop(o.stop);
   const int32_t eos = tokenizer_ ? tokenizer_->eos_id() : -1;
@@ -68,8 +82,9 @@ Result<GenerateResult> Generator::Generate(const std::vector<int32_t>& prompt, c
     r.text += piece;
     return on_text ? on_text(piece) : true;
   };
+  int32_t id = -1;
   for (int64_t i = 0; i < o.max_tokens; ++i) {
-    const int32_t id = sampler.Sample(logits.data(), V, history);
+    ASSIGN_OR_RETURN(id, next_token(i == 0, id));
     if (o.stop_at_eos && id == eos) {
       r.finish_reason = "eos";
       break;
@@ -85,8 +100,6 @@ Result<GenerateResult> Generator::Generate(const std::vector<int32_t>& prompt, c
       r.finish_reason = "stop";
       break;
     }
-    if (i + 1 == o.max_tokens) break;  // the last token needs no further step
-    RETURN_IF_ERROR(model_->Step({&id, 1}, {&slot, 1}, logits.data()));
   }
   if (r.finish_reason != "stop" && r.finish_reason != "cancelled") emit(stop.Push(utf8.Flush()) + stop.Flush());
   r.decode_seconds = std::chrono::duration<double>(Clock::now() - t1).count();

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "model/mamba2_model.h"
+#include "sample/pick_rule.h"
 #include "sample/sampler.h"
 #include "tokenizer/tokenizer.h"
 
@@ -19,12 +20,16 @@ struct GenerateOptions {
   bool stop_at_eos = true;
   int32_t slot = 0;
   bool reset_slot = true;  // false: continue from the slot's state (prompt is then a continuation)
+  // Pick tokens on the backend (sample/pick_rule.h) when the parameters allow it (no repetition
+  // penalty); false: the host Sampler. The two draw different random streams for one seed.
+  bool pick_on_backend = true;
 };
 
 struct GenerateResult {
   std::vector<int32_t> tokens;  // generated ids (the stop string's tokens included)
   std::string text;             // generated text, cut before a stop string
   std::string finish_reason;    // "length", "eos", "stop", "cancelled"
+  bool picked_on_backend = false;
   int64_t prompt_tokens = 0;
   double prefill_seconds = 0.0;
   double decode_seconds = 0.0;

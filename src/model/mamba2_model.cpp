@@ -110,11 +110,13 @@ void Mamba2Model::EnsureWorkspace(int64_t rows, int64_t logit_rows) {
   // Logits get their own buffer, sized for the rows that produce them: a prompt that only
   // needs its last position's logits must not hold [rows, vocab] floats (412 MB at 2048 rows).
   if (logit_rows > logit_rows_) {
+    ++ws_generation_;
     if (logits_) backend_->Free(logits_);
     logits_ = static_cast<float*>(backend_->Alloc(size_t(logit_rows * config_.vocab_rows) * sizeof(float)));
     logit_rows_ = logit_rows;
   }
   if (rows <= ws_rows_) return;
+  ++ws_generation_;
   for (void* p : ws_allocations_) backend_->Free(p);
   ws_allocations_.clear();
   auto alloc = [&](int64_t n_floats) {
@@ -160,6 +162,7 @@ Status Mamba2Model::CheckInputs(std::span<const int32_t> tokens, std::span<const
 Status Mamba2Model::Prefill(std::span<const int32_t> tokens, std::span<const int32_t> slots, LogitsMode mode,
                             float* logits) {
   RETURN_IF_ERROR(CheckInputs(tokens, slots));
+  if (mode == LogitsMode::kAll && !logits) return Status::Error("Prefill: LogitsMode::kAll needs a logits buffer");
   const int64_t n_seqs = int64_t(slots.size());
   const int64_t seq_len = int64_t(tokens.size()) / n_seqs;
   // Long prompts go through in pieces that keep chunk boundaries; the state carries across.
@@ -179,17 +182,18 @@ Status Mamba2Model::Prefill(std::span<const int32_t> tokens, std::span<const int
     const LogitsMode piece_mode = mode == LogitsMode::kAll ? LogitsMode::kAll
                                   : (mode == LogitsMode::kLast && last_piece) ? LogitsMode::kLast
                                                                                : LogitsMode::kNone;
-    Forward(n_seqs, len, /*step=*/false, piece_mode, logits_);
+    Forward(ids_, slots_, n_seqs, len, /*step=*/false, piece_mode, logits_);
     if (piece_mode == LogitsMode::kAll) {
       backend_->Sync();
       for (int64_t s = 0; s < n_seqs; ++s)
         backend_->CopyToHost(logits + (s * seq_len + start) * V, logits_ + s * len * V,
                              size_t(len * V) * sizeof(float));
-    } else if (piece_mode == LogitsMode::kLast) {
+    } else if (piece_mode == LogitsMode::kLast && logits) {
       backend_->Sync();
       backend_->CopyToHost(logits, logits_, size_t(n_seqs * V) * sizeof(float));
     }
   }
+  last_logits_seqs_ = mode == LogitsMode::kLast ? n_seqs : 0;
   backend_->Sync();
   return Status::Ok();
 }
@@ -203,7 +207,8 @@ Status Mamba2Model::Step(std::span<const int32_t> tokens, std::span<const int32_
   EnsureWorkspace(n, n);
   backend_->CopyToDevice(slots_, slots.data(), slots.size() * sizeof(int32_t));
   backend_->CopyToDevice(ids_, tokens.data(), tokens.size() * sizeof(int32_t));
-  Forward(n, 1, /*step=*/true, logits ? LogitsMode::kLast : LogitsMode::kNone, logits_);
+  Forward(ids_, slots_, n, 1, /*step=*/true, logits ? LogitsMode::kLast : LogitsMode::kNone, logits_);
+  last_logits_seqs_ = logits ? n : 0;
   if (logits) {
     backend_->Sync();
     backend_->CopyToHost(logits, logits_, size_t(n * config_.vocab_rows) * sizeof(float));
@@ -212,7 +217,8 @@ Status Mamba2Model::Step(std::span<const int32_t> tokens, std::span<const int32_
   return Status::Ok();
 }
 
-void Mamba2Model::Forward(int64_t n_seqs, int64_t seq_len, bool step, LogitsMode mode, float* logits) {
+void Mamba2Model::Forward(const int32_t* ids, const int32_t* slots, int64_t n_seqs, int64_t seq_len, bool step,
+                          LogitsMode mode, float* logits) {
   Backend& be = *backend_;
   const ModelConfig& c = config_;
   const MixerDims dims = c.dims();
@@ -229,7 +235,7 @@ void Mamba2Model::Forward(int64_t n_seqs, int64_t seq_len, bool step, LogitsMode
   Mat y{y_, rows, di, di};                                       // [rows, d_inner]
   Mat gated{gated_, rows, di, di};                               // [rows, d_inner]
 
-  be.Embed(ids_, rows, weights_.embedding, hidden);
+  be.Embed(ids, rows, weights_.embedding, hidden);
   for (int64_t l = 0; l < c.n_layer; ++l) {
     const LayerWeights& w = weights_.layers[size_t(l)];
     const LayerState& st = states_[size_t(l)];
@@ -246,11 +252,11 @@ void Mamba2Model::Forward(int64_t n_seqs, int64_t seq_len, bool step, LogitsMode
     in.dt_min = c.dt_limit_min;
     in.dt_max = c.dt_limit_max;
     if (step) {
-      be.ConvStep(xbc, slots_, dims, st.conv, w.conv_w, w.conv_b, conv_out);
-      be.SsmStep(in, slots_, dims, st.ssm, y);
+      be.ConvStep(xbc, slots, dims, st.conv, w.conv_w, w.conv_b, conv_out);
+      be.SsmStep(in, slots, dims, st.ssm, y);
     } else {
-      be.ConvPrefill(xbc, n_seqs, seq_len, slots_, dims, st.conv, w.conv_w, w.conv_b, conv_out);
-      be.SsdPrefill(in, n_seqs, seq_len, slots_, dims, chunk_size_, st.ssm, y);
+      be.ConvPrefill(xbc, n_seqs, seq_len, slots, dims, st.conv, w.conv_w, w.conv_b, conv_out);
+      be.SsdPrefill(in, n_seqs, seq_len, slots, dims, chunk_size_, st.ssm, y);
     }
     be.GatedRmsNorm(y, z, w.gated_norm, di / c.n_groups, c.norm_eps, gated);
     be.MatMul(gated, w.out_proj, hidden);

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -57,17 +58,30 @@ class Mamba2Model {
   Status LoadSlot(int32_t slot, const std::vector<float>& data);
 
   // tokens: [n_seqs * seq_len] row-major by sequence; slots: [n_seqs].
-  // logits (host): see LogitsMode; may be null for kNone.
+  // logits (host): see LogitsMode; may be null for kNone, and for kLast (the logits then stay on
+  // the backend for StartPicking).
   Status Prefill(std::span<const int32_t> tokens, std::span<const int32_t> slots, LogitsMode mode,
                  float* logits);
   // One token for each slot; logits (host): [n, vocab_rows].
   Status Step(std::span<const int32_t> tokens, std::span<const int32_t> slots, float* logits);
 
+  // ---- decoding with the token picked on the backend (mamba2_picking.cpp) -----------------
+  // Only token ids cross to the host, and a step is recorded once and relaunched (one CUDA graph
+  // launch on cuda). After a Prefill of one sequence with LogitsMode::kLast (logits may be
+  // null), StartPicking picks the first token from those logits; each StepPicked feeds the last
+  // pick through one step of `slot` and picks again (sample/pick_rule.h). The draw counter
+  // restarts at 0 in StartPicking: a seed gives the same ids on every backend, up to the
+  // rounding of the logits.
+  Result<int32_t> StartPicking(int32_t slot, const PickParams& params);
+  Result<int32_t> StepPicked();
+
  private:
   Mamba2Model(const ModelConfig& config, Backend* backend, const ModelOptions& options);
   Status CheckInputs(std::span<const int32_t> tokens, std::span<const int32_t> slots) const;
-  // One backend pass over rows = n_seqs * seq_len tokens; decode when `step`.
-  void Forward(int64_t n_seqs, int64_t seq_len, bool step, LogitsMode mode, float* logits);
+  // One backend pass over rows = n_seqs * seq_len tokens read from ids (backend memory), the
+  // sequences in the state slots `slots` (backend memory); decode when `step`.
+  void Forward(const int32_t* ids, const int32_t* slots, int64_t n_seqs, int64_t seq_len, bool step,
+               LogitsMode mode, float* logits);
   void EnsureWorkspace(int64_t rows, int64_t logit_rows);
   float* Device(size_t n_floats);  // a backend allocation owned by the model
 
@@ -94,6 +108,18 @@ class Mamba2Model {
   float* logits_ = nullptr;    // [logit_rows_, vocab_rows], its own allocation
   int64_t logit_rows_ = 0;
   std::vector<void*> ws_allocations_;
+  int64_t ws_generation_ = 0;     // bumped whenever a workspace pointer changes
+  int64_t last_logits_seqs_ = 0;  // sequences whose logits the last Prefill/Step left in logits_
+
+  // Picked decoding: one sequence; its buffers never move, so a recorded step stays valid
+  // until the workspace moves or the parameters change.
+  int32_t* pick_id_ = nullptr;    // [1] the last pick, the next step's input
+  int32_t* pick_slot_ = nullptr;  // [1]
+  uint64_t* draw_ = nullptr;      // [1] draw counter of the uniforms
+  std::optional<PickParams> pick_params_;
+  bool pick_warm_ = false;        // the step ran once unrecorded with the current workspace
+  std::unique_ptr<Recording> pick_step_;
+  int64_t pick_step_generation_ = -1;
 };
 
 }  // namespace mamba2

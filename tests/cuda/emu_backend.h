@@ -11,6 +11,13 @@
 
 namespace mamba2::testing {
 
+// PickTokens runs the pick kernel of sample.cuh through EmuLaunchPick; Record re-issues the ops
+// (CUDA graphs are not emulated).
 std::unique_ptr<Backend> MakeEmuBackend(bool bf16_matmul = false);
+
+// cuda::LaunchPick under the emulator, at the device's block size. The kernel text is compiled
+// into the emulator once, in pick_emu_test.cpp (a second copy would clash at link time).
+void EmuLaunchPick(const float* logits, int64_t ld, int64_t n_rows, const PickParams& p, uint64_t* draw,
+                   int32_t* out_ids);
 
 }  // namespace mamba2::testing

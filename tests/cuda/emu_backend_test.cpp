@@ -77,6 +77,11 @@ class EmuBackend final : public HostBackend {
 
   void Fill(float* dst, float value, size_t n) override { emu::LaunchFill(dst, value, int64_t(n), nullptr); }
 
+  void PickTokens(const float* logits, int64_t n_rows, int64_t ld, const PickParams& p, uint64_t* draw,
+                  int32_t* out_ids) override {
+    EmuLaunchPick(logits, ld, n_rows, p, draw, out_ids);
+  }
+
   void Embed(const int32_t* ids, int64_t n, const TensorView& table, Mat out) override {
     emu::LaunchEmbed(ids, n, table.data, Code(table.dtype), table.shape[1], out.data, out.ld, nullptr);
   }

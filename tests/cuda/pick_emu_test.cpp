@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "cuda/emu_backend.h"
 #include "sample/pick_rule.h"
 
 // Last: the emulator defines CUDA's keywords as macros for the kernel text that follows.
@@ -27,6 +28,12 @@
 #undef __shared__
 
 namespace mamba2::testing {
+
+void EmuLaunchPick(const float* logits, int64_t ld, int64_t n_rows, const PickParams& p, uint64_t* draw,
+                   int32_t* out_ids) {
+  cuda_emu::LaunchPick(logits, ld, n_rows, p, draw, out_ids, nullptr);
+}
+
 namespace {
 
 namespace emu = ::mamba2::cuda_emu;

@@ -11,6 +11,8 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <functional>
 #include <mutex>
 #include <vector>
 
@@ -44,14 +46,21 @@ int KernelDType(DType t) {
   return -1;
 }
 
-// Device memory that only grows; growing waits for queued work that may still read it.
+// Device memory that only grows; growing waits for queued work that may still read it, and
+// bumps *generation so that recorded graphs holding the old address are recorded again.
 class Scratch {
  public:
+  explicit Scratch(uint64_t* generation) : generation_(generation) {}
   ~Scratch() {
     if (p_) cudaFree(p_);
   }
   void* Ensure(size_t bytes, cudaStream_t stream) {
     if (bytes <= bytes_) return p_;
+    cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
+    CUDA_CHECK(cudaStreamIsCapturing(stream, &capturing));
+    CHECK_MSG(capturing == cudaStreamCaptureStatusNone,
+              "cuda: scratch must grow while a step is being recorded (run the ops once unrecorded first)");
+    ++*generation_;
     CUDA_CHECK(cudaStreamSynchronize(stream));
     if (p_) CUDA_CHECK(cudaFree(p_));
     p_ = nullptr;
@@ -64,8 +73,44 @@ class Scratch {
   }
 
  private:
+  uint64_t* generation_;
   void* p_ = nullptr;
   size_t bytes_ = 0;
+};
+
+// A captured CUDA graph of some ops. Launch re-captures first when a scratch buffer the graph
+// may address has moved since (the ops then run on the new buffers).
+class CudaRecording final : public Recording {
+ public:
+  CudaRecording(cudaStream_t stream, const uint64_t* generation, std::function<void()> ops)
+      : stream_(stream), generation_(generation), ops_(std::move(ops)) {}
+  ~CudaRecording() override {
+    if (exec_) cudaGraphExecDestroy(exec_);
+  }
+  void Launch() override {
+    if (!exec_ || captured_at_ != *generation_) Capture();
+    CUDA_CHECK(cudaGraphLaunch(exec_, stream_));
+  }
+
+ private:
+  void Capture() {
+    if (exec_) CUDA_CHECK(cudaGraphExecDestroy(exec_));
+    exec_ = nullptr;
+    // Thread-local mode: another host thread's unrelated CUDA calls do not break the capture.
+    CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+    ops_();
+    cudaGraph_t graph = nullptr;
+    CUDA_CHECK(cudaStreamEndCapture(stream_, &graph));
+    CUDA_CHECK(cudaGraphInstantiate(&exec_, graph, 0));
+    CUDA_CHECK(cudaGraphDestroy(graph));
+    captured_at_ = *generation_;
+  }
+
+  cudaStream_t stream_;
+  const uint64_t* generation_;
+  std::function<void()> ops_;
+  cudaGraphExec_t exec_ = nullptr;
+  uint64_t captured_at_ = 0;
 };
 
 class CudaBackend final : public Backend {
@@ -76,6 +121,7 @@ class CudaBackend final : public Backend {
     // Errors are ignored here: at process exit the driver may already be going away.
     if (device_ != 0) cudaSetDevice(device_);
     if (stream_) cudaStreamSynchronize(stream_);
+    if (bounce_) cudaFreeHost(bounce_);
     for (void* p : owned_) cudaFree(p);
     if (cublas_) cublasDestroy(cublas_);
     if (workspace_) cudaFree(workspace_);
@@ -98,6 +144,8 @@ class CudaBackend final : public Backend {
     e = cudaMalloc(&workspace_, kWorkspaceBytes);
     if (e != cudaSuccess) return fail("cudaMalloc (cuBLAS workspace)", e);
     CUBLAS_CHECK(cublasSetWorkspace(cublas_, workspace_, kWorkspaceBytes));
+    e = cudaMallocHost(&bounce_, kBounceBytes);
+    if (e != cudaSuccess) return fail("cudaMallocHost (read-back buffer)", e);
     cudaDeviceProp prop{};
     if (cudaGetDeviceProperties(&prop, device_) == cudaSuccess) device_name_ = prop.name;
     return Status::Ok();
@@ -132,6 +180,14 @@ class CudaBackend final : public Backend {
   void CopyToHost(void* host_dst, const void* src, size_t bytes) override {
     Current();
     if (!bytes) return;
+    // Small reads (a decode step's token id) go through pinned memory: a direct DMA instead of
+    // the driver's staged pageable copy.
+    if (bytes <= kBounceBytes) {
+      CUDA_CHECK(cudaMemcpyAsync(bounce_, src, bytes, cudaMemcpyDeviceToHost, stream_));
+      CUDA_CHECK(cudaStreamSynchronize(stream_));
+      std::memcpy(host_dst, bounce_, bytes);
+      return;
+    }
     CUDA_CHECK(cudaMemcpyAsync(host_dst, src, bytes, cudaMemcpyDeviceToHost, stream_));
     CUDA_CHECK(cudaStreamSynchronize(stream_));  // the caller reads host_dst next
   }
@@ -279,8 +335,21 @@ class CudaBackend final : public Backend {
                                size_t(slot_size) * sizeof(float), cudaMemcpyDeviceToDevice, stream_));
   }
 
+  void PickTokens(const float* logits, int64_t n_rows, int64_t ld, const PickParams& p, uint64_t* draw,
+                  int32_t* out_ids) override {
+    Current();
+    CHECK(n_rows >= 0 && p.n_valid >= 1 && p.n_valid <= ld);
+    cuda::LaunchPick(logits, ld, n_rows, p, draw, out_ids, stream_);
+  }
+
+  std::unique_ptr<Recording> Record(std::function<void()> ops) override {
+    Current();
+    return std::make_unique<CudaRecording>(stream_, &scratch_generation_, std::move(ops));
+  }
+
  private:
   static constexpr size_t kWorkspaceBytes = size_t(32) << 20;  // cuBLAS' recommendation for Hopper
+  static constexpr size_t kBounceBytes = 4096;
 
   // The current device is per host thread and starts as 0: another device is made current on
   // entry to each call (device 0 needs nothing, so the usual path makes no extra API call).
@@ -341,7 +410,9 @@ class CudaBackend final : public Backend {
   cudaStream_t stream_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
   void* workspace_ = nullptr;
-  Scratch ssd_scratch_, act_bf16_, aside_;
+  void* bounce_ = nullptr;  // [kBounceBytes] pinned host memory for small reads
+  uint64_t scratch_generation_ = 0;
+  Scratch ssd_scratch_{&scratch_generation_}, act_bf16_{&scratch_generation_}, aside_{&scratch_generation_};
   std::mutex mu_;
   std::vector<void*> owned_;  // prepared weights
 };

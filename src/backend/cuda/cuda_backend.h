@@ -2,6 +2,7 @@
 // Only in builds with MAMBA2_HAVE_CUDA (the header itself needs no CUDA toolkit).
 #pragma once
 
+#include <cstddef>
 #include <memory>
 #include <string>
 
@@ -28,6 +29,16 @@ Result<CudaMatMul> ParseCudaMatMul(const std::string& s);  // "fp32" | "tf32" | 
 // From the environment: MAMBA2_CUDA_MATMUL (fp32|tf32|bf16, default fp32) and
 // MAMBA2_CUDA_DEVICE (default 0). An unparsable value is an error naming the variable.
 Result<CudaBackendOptions> CudaOptionsFromEnv();
+
+// The read bandwidth decode is compared with: the best of `reps` timed passes of a kernel that
+// reads and sums `bytes` of device memory, and the nominal figure from the memory clock and bus
+// width (what the vendor quotes).
+struct CudaMemoryBandwidth {
+  std::string device;
+  double read_bytes_per_s = 0;
+  double nominal_bytes_per_s = 0;
+};
+Result<CudaMemoryBandwidth> MeasureCudaReadBandwidth(int device, size_t bytes, int reps);
 
 // nullptr when no usable device exists (no driver, no GPU, device index out of range) or the
 // CUDA runtime / cuBLAS cannot be initialised; prints nothing when there is simply no GPU.
