@@ -200,8 +200,10 @@ export MAMBA2_SOURCE_DIR=$ROOT  # the bundled model, for binaries built in anoth
 # The emulator checks are for machines without a GPU; here only the device runs.
 section "test_cuda (device parity: ops, matmul modes, models)"
 run_sharded test_cuda "$BIN/test_cuda" \
-  '-*/emu:Emulated/*:CudaEmulator.*:CudaViews.*:CudaMatMul.EmulatedBf16ConversionKernels:*Emulated.*:PickEmu*' \
+  '-*/emu:Emulated/*:CudaEmulator.*:CudaViews.*:CudaMatMul.EmulatedBf16ConversionKernels:*Emulated.*:PickKernelEmu.*' \
   8 "${GPU_CHECK_TIMEOUT_TESTS:-300}" || TEST_RC=1
+
+grep -h "^pick kernel" "$LOG_DIR/test_cuda.log" 2>/dev/null
 
 if [ "${GPU_CHECK_BACKEND_SUITE:-1}" = 1 ] && [ -x "$BIN/test_backend" ]; then
   section "test_backend (op suite on every backend, cuda included)"

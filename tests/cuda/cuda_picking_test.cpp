@@ -5,8 +5,11 @@
 // text without a GPU (its Record re-issues the ops: graphs are not emulated).
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -51,6 +54,68 @@ TEST(CudaPickingEmulated, KernelTextFollowsTheRuleOverEagerLogits) {
   const std::string dir = RandomDir();
   testing::RunPickingSuite(backend.get(), dir, 12);
   std::filesystem::remove_all(dir);
+}
+
+// The kernel on full-vocabulary rows (50,280 wide, GPT-NeoX's padded vocab) against the host
+// reference, and its time per row for the settings a user picks (printed, not asserted).
+TEST(CudaPicking, KernelRowsMatchReference) {
+  auto backend = MakeCudaFp32();
+  if (!backend) GTEST_SKIP() << "no CUDA device";
+  const int64_t V = 50280, rows = 8;
+  std::mt19937 rng(5);
+  std::normal_distribution<float> normal(0.0f, 4.0f);
+  std::vector<float> host(size_t(rows * V));
+  for (float& v : host) v = normal(rng);
+  auto* logits = static_cast<float*>(backend->Alloc(host.size() * sizeof(float)));
+  auto* draw = static_cast<uint64_t*>(backend->Alloc(sizeof(uint64_t)));
+  auto* ids = static_cast<int32_t*>(backend->Alloc(size_t(rows) * sizeof(int32_t)));
+  backend->CopyToDevice(logits, host.data(), host.size() * sizeof(float));
+  struct Setting {
+    const char* name;
+    float temperature;
+    int top_k;
+    float top_p;
+    float min_p;
+  };
+  const Setting settings[] = {{"greedy", 0.0f, 0, 1.0f, 0.0f},
+                              {"temperature 0.8", 0.8f, 0, 1.0f, 0.0f},
+                              {"top-k 40 + top-p 0.95", 0.8f, 40, 0.95f, 0.0f},
+                              {"top-p 0.9", 1.0f, 0, 0.9f, 0.0f},
+                              {"min-p 0.05", 1.0f, 0, 1.0f, 0.05f}};
+  for (const Setting& st : settings) {
+    PickParams p;
+    p.temperature = st.temperature;
+    p.top_k = st.top_k;
+    p.top_p = st.top_p;
+    p.min_p = st.min_p;
+    p.n_valid = int32_t(V - 3);
+    p.seed = 42;
+    const uint64_t zero = 0;
+    backend->CopyToDevice(draw, &zero, sizeof zero);
+    int mismatches = 0, near = 0;
+    for (uint64_t d = 0; d < 20; ++d) {
+      backend->PickTokens(logits, rows, V, p, draw, ids);
+      std::vector<int32_t> got(static_cast<size_t>(rows));
+      backend->CopyToHost(got.data(), ids, got.size() * sizeof(int32_t));
+      for (int64_t r = 0; r < rows; ++r) {
+        double margin = 1.0;
+        const int32_t want = PickReference(host.data() + r * V, p, PickUniform(p.seed, d, uint64_t(r)), &margin);
+        if (got[size_t(r)] != want) (margin < 1e-12 ? near : mismatches)++;
+      }
+    }
+    EXPECT_EQ(mismatches, 0) << st.name;
+    EXPECT_LE(near, 1) << st.name;
+    // Time: 200 launches of one row.
+    backend->Sync();
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < 200; ++i) backend->PickTokens(logits, 1, V, p, draw, ids);
+    backend->Sync();
+    const double us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count() / 200;
+    std::printf("pick kernel, %s: %.1f us per 50280-wide row (launches included)\n", st.name, us);
+  }
+  backend->Free(logits);
+  backend->Free(draw);
+  backend->Free(ids);
 }
 
 // The checkout the test binary reads the bundled model from: a binary built elsewhere and
