@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <limits>
 #include <memory>
@@ -151,6 +152,35 @@ class Backend {
     r->ops = std::move(ops);
     return r;
   }
+
+  // A read of up to kMaxQueuedRead bytes that does not wait for the queue: QueueRead returns a
+  // ticket at once, CollectRead(ticket, dst) waits for the work queued before the read and copies
+  // the bytes out. At most kQueuedReads reads may be outstanding. It lets the host handle one
+  // decode step's token while the backend already runs the next. Host backends, which run ops
+  // as they are issued, copy at once.
+  static constexpr size_t kMaxQueuedRead = 64;
+  static constexpr int kQueuedReads = 8;
+  virtual uint64_t QueueRead(const void* src, size_t bytes) {
+    CHECK(bytes <= kMaxQueuedRead && next_read_ - collected_ < uint64_t(kQueuedReads));
+    QueuedRead& r = reads_[next_read_ % kQueuedReads];
+    CopyToHost(r.bytes, src, bytes);
+    r.size = bytes;
+    return next_read_++;
+  }
+  virtual void CollectRead(uint64_t ticket, void* host_dst) {
+    CHECK(ticket < next_read_ && ticket + kQueuedReads >= next_read_);
+    const QueuedRead& r = reads_[ticket % kQueuedReads];
+    std::memcpy(host_dst, r.bytes, r.size);
+    if (ticket >= collected_) collected_ = ticket + 1;
+  }
+
+ private:
+  struct QueuedRead {
+    unsigned char bytes[kMaxQueuedRead];
+    size_t size = 0;
+  };
+  QueuedRead reads_[kQueuedReads];
+  uint64_t next_read_ = 0, collected_ = 0;
 };
 
 std::unique_ptr<Backend> MakeRefBackend();

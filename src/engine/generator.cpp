@@ -68,8 +68,10 @@ Result<GenerateResult> Generator::Generate(const std::vector<int32_t>& prompt, c
   r.prefill_seconds = std::chrono::duration<double>(t1 - t0).count();
 
   // The first token comes from the prompt's logits, each later one from a step on the previous.
+  // Picking on the backend, the step that feeds a token is queued as soon as the token is known
+  // not to end generation (below), so the backend computes while the host streams the token.
   auto next_token = [&](bool first, int32_t previous) -> Result<int32_t> {
-    if (r.picked_on_backend) return first ? model_->StartPicking(slot, *pick) : model_->StepPicked();
+    if (r.picked_on_backend) return first ? model_->StartPicking(slot, *pick) : model_->TakePicked();
     if (!first) RETURN_IF_ERROR(model_->Step({&previous, 1}, {&slot, 1}, logits.data()));
     return sampler->Sample(logits.data(), V, history);
   };
@@ -89,6 +91,7 @@ Result<GenerateResult> Generator::Generate(const std::vector<int32_t>& prompt, c
       r.finish_reason = "eos";
       break;
     }
+    if (r.picked_on_backend && i + 1 < o.max_tokens) RETURN_IF_ERROR(model_->QueueStepPicked());
     r.tokens.push_back(id);
     history.push_back(id);
     const std::string piece = stop.Push(utf8.Push(tokenizer_ ? tokenizer_->TokenBytes(id) : std::string()));
@@ -101,6 +104,8 @@ Result<GenerateResult> Generator::Generate(const std::vector<int32_t>& prompt, c
       break;
     }
   }
+  // A stop string or a cancel leaves one queued step behind: its token is not wanted.
+  while (r.picked_on_backend && model_->queued_picks() > 0) RETURN_IF_ERROR(model_->TakePicked().status());
   if (r.finish_reason != "stop" && r.finish_reason != "cancelled") emit(stop.Push(utf8.Flush()) + stop.Flush());
   r.decode_seconds = std::chrono::duration<double>(Clock::now() - t1).count();
   return r;

@@ -74,6 +74,14 @@ class Mamba2Model {
   // rounding of the logits.
   Result<int32_t> StartPicking(int32_t slot, const PickParams& params);
   Result<int32_t> StepPicked();
+  // StepPicked in two halves, so that the backend runs the next step while the host handles a
+  // token: QueueStepPicked launches a step and returns at once (up to kMaxQueuedPicks ahead);
+  // TakePicked waits for the oldest queued step and returns its id. StepPicked needs an empty
+  // queue; StartPicking discards what is still queued.
+  static constexpr int kMaxQueuedPicks = 4;
+  Status QueueStepPicked();
+  Result<int32_t> TakePicked();
+  int queued_picks() const { return queued_count_; }
 
  private:
   Mamba2Model(const ModelConfig& config, Backend* backend, const ModelOptions& options);
@@ -120,6 +128,8 @@ class Mamba2Model {
   bool pick_warm_ = false;        // the step ran once unrecorded with the current workspace
   std::unique_ptr<Recording> pick_step_;
   int64_t pick_step_generation_ = -1;
+  uint64_t queued_[kMaxQueuedPicks] = {};  // Backend::QueueRead tickets of pick_id_, oldest at queued_head_
+  int queued_head_ = 0, queued_count_ = 0;
 };
 
 }  // namespace mamba2

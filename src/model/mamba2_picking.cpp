@@ -23,6 +23,7 @@ Result<int32_t> Mamba2Model::StartPicking(int32_t slot, const PickParams& params
   if (last_logits_seqs_ != 1)
     return Status::Error("StartPicking: the last Prefill/Step left no logits of exactly one sequence "
                          "(prefill the prompt with LogitsMode::kLast first)");
+  while (queued_count_ > 0) RETURN_IF_ERROR(TakePicked().status());  // a previous sequence's steps
   if (!draw_) {
     draw_ = reinterpret_cast<uint64_t*>(Device(2));
     pick_id_ = reinterpret_cast<int32_t*>(Device(1));
@@ -43,7 +44,25 @@ Result<int32_t> Mamba2Model::StartPicking(int32_t slot, const PickParams& params
 }
 
 Result<int32_t> Mamba2Model::StepPicked() {
-  if (!pick_params_ || !draw_) return Status::Error("StepPicked before StartPicking");
+  if (queued_count_ > 0) return Status::Error("StepPicked with queued steps: take them with TakePicked first");
+  RETURN_IF_ERROR(QueueStepPicked());
+  return TakePicked();
+}
+
+Result<int32_t> Mamba2Model::TakePicked() {
+  if (queued_count_ == 0) return Status::Error("TakePicked: no step is queued");
+  const uint64_t ticket = queued_[queued_head_];
+  queued_head_ = (queued_head_ + 1) % kMaxQueuedPicks;
+  --queued_count_;
+  int32_t id = -1;
+  backend_->CollectRead(ticket, &id);
+  return id;
+}
+
+Status Mamba2Model::QueueStepPicked() {
+  if (!pick_params_ || !draw_) return Status::Error("QueueStepPicked before StartPicking");
+  if (queued_count_ == kMaxQueuedPicks)
+    return Status::Error("QueueStepPicked: " + std::to_string(kMaxQueuedPicks) + " steps already queued");
   EnsureWorkspace(1, 1);
   auto step = [this] {
     Forward(pick_id_, pick_slot_, 1, 1, /*step=*/true, LogitsMode::kLast, logits_);
@@ -62,9 +81,9 @@ Result<int32_t> Mamba2Model::StepPicked() {
     pick_step_->Launch();
   }
   last_logits_seqs_ = 0;
-  int32_t id = -1;
-  backend_->CopyToHost(&id, pick_id_, sizeof id);
-  return id;
+  queued_[(queued_head_ + queued_count_) % kMaxQueuedPicks] = backend_->QueueRead(pick_id_, sizeof(int32_t));
+  ++queued_count_;
+  return Status::Ok();
 }
 
 }  // namespace mamba2

@@ -93,7 +93,32 @@ inline void RunPickingSuite(Backend* backend, const std::string& dir, int64_t n_
   const auto long_prompt = RandomIds(3 * (*m)->chunk_size() + 5, V, 12);
   const auto b = CheckPickedAgainstEager(**m, long_prompt, plain, n_tokens, &near_ties);
   EXPECT_EQ(int64_t(b.size()), n_tokens);
-  // Back to the first parameters: the same seed gives the same ids again.
+  // Pipelined: steps queued up to 3 ahead of the token taken give the same ids.
+  {
+    const int32_t s0 = 0;
+    (*m)->ResetSlot(s0);
+    ASSERT_TRUE((*m)->Prefill(prompt, {&s0, 1}, LogitsMode::kLast, nullptr).ok());
+    auto first = (*m)->StartPicking(s0, sampled);
+    ASSERT_TRUE(first.ok()) << first.status().message();
+    std::vector<int32_t> piped = {*first};
+    int64_t queued = 0;
+    while (int64_t(piped.size()) < n_tokens) {
+      while (queued < n_tokens - 1 && (*m)->queued_picks() < 3) {
+        ASSERT_TRUE((*m)->QueueStepPicked().ok());
+        ++queued;
+      }
+      auto id = (*m)->TakePicked();
+      ASSERT_TRUE(id.ok()) << id.status().message();
+      piped.push_back(*id);
+    }
+    EXPECT_EQ(piped, a) << "queued steps differ from one-at-a-time steps";
+    EXPECT_FALSE((*m)->TakePicked().ok()) << "TakePicked with nothing queued";
+    for (int i = 0; i < Mamba2Model::kMaxQueuedPicks; ++i) ASSERT_TRUE((*m)->QueueStepPicked().ok());
+    EXPECT_FALSE((*m)->QueueStepPicked().ok()) << "more steps queued than allowed";
+    EXPECT_FALSE((*m)->StepPicked().ok()) << "StepPicked with queued steps";
+  }
+  // Back to the first parameters: the same seed gives the same ids again (StartPicking drops
+  // the steps still queued).
   EXPECT_EQ(CheckPickedAgainstEager(**m, prompt, sampled, n_tokens, &near_ties), a);
   EXPECT_LE(near_ties, 1) << "picks that differ from the reference at a rounding boundary";
   // Misuse is an error, not a crash.

@@ -7,6 +7,7 @@
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
 
+#include <algorithm>
 #include <climits>
 #include <cstdint>
 #include <cstdio>
@@ -122,6 +123,9 @@ class CudaBackend final : public Backend {
     if (device_ != 0) cudaSetDevice(device_);
     if (stream_) cudaStreamSynchronize(stream_);
     if (bounce_) cudaFreeHost(bounce_);
+    if (read_ring_) cudaFreeHost(read_ring_);
+    for (cudaEvent_t ev : read_events_)
+      if (ev) cudaEventDestroy(ev);
     for (void* p : owned_) cudaFree(p);
     if (cublas_) cublasDestroy(cublas_);
     if (workspace_) cudaFree(workspace_);
@@ -146,6 +150,12 @@ class CudaBackend final : public Backend {
     CUBLAS_CHECK(cublasSetWorkspace(cublas_, workspace_, kWorkspaceBytes));
     e = cudaMallocHost(&bounce_, kBounceBytes);
     if (e != cudaSuccess) return fail("cudaMallocHost (read-back buffer)", e);
+    e = cudaMallocHost(reinterpret_cast<void**>(&read_ring_), kMaxQueuedRead * kQueuedReads);
+    if (e != cudaSuccess) return fail("cudaMallocHost (queued reads)", e);
+    for (cudaEvent_t& ev : read_events_) {
+      e = cudaEventCreateWithFlags(&ev, cudaEventDisableTiming);
+      if (e != cudaSuccess) return fail("cudaEventCreate", e);
+    }
     cudaDeviceProp prop{};
     if (cudaGetDeviceProperties(&prop, device_) == cudaSuccess) device_name_ = prop.name;
     return Status::Ok();
@@ -342,6 +352,24 @@ class CudaBackend final : public Backend {
     cuda::LaunchPick(logits, ld, n_rows, p, draw, out_ids, stream_);
   }
 
+  // Each read lands in its own slot of a pinned ring, its completion marked by an event.
+  uint64_t QueueRead(const void* src, size_t bytes) override {
+    Current();
+    CHECK(bytes <= kMaxQueuedRead && reads_queued_ - reads_collected_ < uint64_t(kQueuedReads));
+    const size_t slot = size_t(reads_queued_ % kQueuedReads);
+    CUDA_CHECK(cudaMemcpyAsync(read_ring_ + slot * kMaxQueuedRead, src, bytes, cudaMemcpyDeviceToHost, stream_));
+    CUDA_CHECK(cudaEventRecord(read_events_[slot], stream_));
+    read_sizes_[slot] = bytes;
+    return reads_queued_++;
+  }
+  void CollectRead(uint64_t ticket, void* host_dst) override {
+    CHECK(ticket < reads_queued_ && ticket + kQueuedReads >= reads_queued_);
+    const size_t slot = size_t(ticket % kQueuedReads);
+    CUDA_CHECK(cudaEventSynchronize(read_events_[slot]));
+    std::memcpy(host_dst, read_ring_ + slot * kMaxQueuedRead, read_sizes_[slot]);
+    reads_collected_ = std::max(reads_collected_, ticket + 1);
+  }
+
   std::unique_ptr<Recording> Record(std::function<void()> ops) override {
     Current();
     return std::make_unique<CudaRecording>(stream_, &scratch_generation_, std::move(ops));
@@ -411,6 +439,10 @@ class CudaBackend final : public Backend {
   cublasHandle_t cublas_ = nullptr;
   void* workspace_ = nullptr;
   void* bounce_ = nullptr;  // [kBounceBytes] pinned host memory for small reads
+  unsigned char* read_ring_ = nullptr;  // [kQueuedReads, kMaxQueuedRead] pinned, for QueueRead
+  cudaEvent_t read_events_[kQueuedReads] = {};
+  size_t read_sizes_[kQueuedReads] = {};
+  uint64_t reads_queued_ = 0, reads_collected_ = 0;
   uint64_t scratch_generation_ = 0;
   Scratch ssd_scratch_{&scratch_generation_}, act_bf16_{&scratch_generation_}, aside_{&scratch_generation_};
   std::mutex mu_;
