@@ -44,8 +44,8 @@ struct ModelBenchRuns {
   std::vector<PrefillRun> prefill;
   double decode_s_per_token = 0;  // median over repetitions of the mean step time
   std::vector<double> decode_rep_s_per_token;
-  // The same greedy decode with the token picked on the backend (Mamba2Model::StepPicked: a
-  // recorded step, only the id read back), in the same repetitions.
+  // The same greedy decode with the token picked on the backend (a recorded step, only the id
+  // read back, the next step queued before a token is taken), in the same repetitions.
   double picked_decode_s_per_token = 0;
   std::vector<double> picked_decode_rep_s_per_token;
   std::vector<double> decode_rep_bandwidth;  // probe_bandwidth() before each repetition
