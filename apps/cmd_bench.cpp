@@ -275,6 +275,7 @@ int RunBench(BenchArgs a) {
       if (!bw.ok()) return Fail(bw.status());
       rep.read_bandwidth_start_bytes_per_s = bw->read_bytes_per_s;
       rep.nominal_bandwidth_bytes_per_s = bw->nominal_bytes_per_s;
+      rep.nominal_bf16_flops_per_s = bw->nominal_bf16_flops_per_s;
 #endif
     }
   }

@@ -222,7 +222,7 @@ ctx = j.get("decode_s_per_token_by_context", {})
 keys = sorted(ctx, key=int)
 flat = f"{100 * (ctx[keys[-1]] / ctx[keys[0]] - 1):+.1f}% {keys[0]}->{keys[-1]}" if len(keys) > 1 else "-"
 sp = j.get("cached_speedup_by_context", {})
-print(f"{j.get('prefill_tokens_per_s', 0):.0f} ({pct(j.get('prefill_fraction_of_gemm_peak'))}) | "
+print(f"{j.get('prefill_tokens_per_s', 0):.0f} ({pct(j.get('prefill_fraction_of_gemm_peak'))}, MFU {pct(j.get('prefill_mfu_of_nominal_bf16_peak'))}) | "
       f"{j.get('decode_picked_tokens_per_s', 0):.1f} ({pct(j.get('decode_picked_fraction_of_read_bandwidth'))}) | "
       f"{j.get('decode_tokens_per_s', 0):.1f} ({pct(j.get('decode_fraction_of_read_bandwidth'))}) | {flat} | "
       + ", ".join(f"{k}: {v:.0f}x" for k, v in sorted(sp.items(), key=lambda kv: int(kv[0])))

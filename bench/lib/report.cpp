@@ -44,14 +44,20 @@ void PrintTable(std::FILE* f, const BenchReport& r) {
     std::fprintf(f, "  nominal memory bandwidth     %8.2f GB/s  (memory clock x bus width; measured read is %.1f%% of it)\n\n",
                  r.nominal_bandwidth_bytes_per_s / 1e9,
                  100.0 * Frac(r.read_bandwidth_bytes_per_s, r.nominal_bandwidth_bytes_per_s));
+  if (r.nominal_bf16_flops_per_s > 0)
+    std::fprintf(f, "  nominal dense bf16 peak      %8.1f TFLOP/s  (SMs x max clock x FLOP/clk/SM; MFU below is against it)\n\n",
+                 r.nominal_bf16_flops_per_s / 1e12);
 
   if (!r.runs.prefill.empty()) {
     std::fprintf(f, "prefill (batch 1, last logits)   tokens    ms        tok/s    GFLOP/s  of GEMM peak\n");
     for (const PrefillRun& p : r.runs.prefill) {
       const double flops = CountPrefillFlops(r.config, p.tokens, r.chunk_size).total();
-      std::fprintf(f, "                                 %6lld  %8.1f  %9.1f  %8.1f  %6.1f%%\n", (long long)p.tokens,
+      std::fprintf(f, "                                 %6lld  %8.1f  %9.1f  %8.1f  %6.1f%%", (long long)p.tokens,
                    p.seconds * 1e3, double(p.tokens) / p.seconds, flops / p.seconds / 1e9,
                    100.0 * Frac(flops / p.seconds, r.gemm_peak()));
+      if (r.nominal_bf16_flops_per_s > 0)
+        std::fprintf(f, "  (MFU %.1f%%)", 100.0 * Frac(flops / p.seconds, r.nominal_bf16_flops_per_s));
+      std::fprintf(f, "\n");
     }
     std::fprintf(f, "\n");
   }
@@ -115,6 +121,7 @@ std::string ToJson(const BenchReport& r) {
   j["gemm_engine_matmul_flops_per_s"] = r.gemm_engine_flops_per_s;
   j["gemm_problem"] = r.gemm_problem;
   j["read_bandwidth_bytes_per_s"] = r.read_bandwidth_bytes_per_s > 0 ? json(r.read_bandwidth_bytes_per_s) : json();
+  j["nominal_bf16_flops_per_s"] = r.nominal_bf16_flops_per_s > 0 ? json(r.nominal_bf16_flops_per_s) : json();
   j["nominal_bandwidth_bytes_per_s"] =
       r.nominal_bandwidth_bytes_per_s > 0 ? json(r.nominal_bandwidth_bytes_per_s) : json();
   j["read_bandwidth_start_bytes_per_s"] =
@@ -143,6 +150,8 @@ std::string ToJson(const BenchReport& r) {
     j["prefill_tokens_per_s"] = double(h->tokens) / h->seconds;
     j["prefill_flops_per_s"] = flops / h->seconds;
     j["prefill_fraction_of_gemm_peak"] = Frac(flops / h->seconds, r.gemm_peak());
+    if (r.nominal_bf16_flops_per_s > 0)
+      j["prefill_mfu_of_nominal_bf16_peak"] = Frac(flops / h->seconds, r.nominal_bf16_flops_per_s);
   }
   if (r.runs.decode_s_per_token > 0) {
     j["decode_tokens_per_s"] = 1.0 / r.runs.decode_s_per_token;

@@ -37,6 +37,7 @@ struct BenchReport {
   // repetition (runs.decode_rep_bandwidth), or the start value when there are none.
   double read_bandwidth_bytes_per_s = 0;
   double nominal_bandwidth_bytes_per_s = 0;  // the device's datasheet figure (cuda), 0: unknown
+  double nominal_bf16_flops_per_s = 0;       // dense bf16 tensor peak (cuda, known archs), 0: unknown
 
   // --accuracy: logits of accuracy_tokens random tokens against an fp32-mode cpu run.
   int64_t accuracy_tokens = 0;

@@ -37,6 +37,9 @@ struct CudaMemoryBandwidth {
   std::string device;
   double read_bytes_per_s = 0;
   double nominal_bytes_per_s = 0;
+  // Dense bf16 tensor-core peak at the maximum SM clock, from the architecture's FLOP per clock
+  // per SM (Hopper sm_90: 4096); 0 for architectures not listed. What MFU is quoted against.
+  double nominal_bf16_flops_per_s = 0;
 };
 Result<CudaMemoryBandwidth> MeasureCudaReadBandwidth(int device, size_t bytes, int reps);
 

@@ -57,6 +57,11 @@ Result<CudaMemoryBandwidth> MeasureCudaReadBandwidth(int device, size_t bytes, i
   cudaDeviceGetAttribute(&clock_khz, cudaDevAttrMemoryClockRate, device);
   cudaDeviceGetAttribute(&bus_bits, cudaDevAttrGlobalMemoryBusWidth, device);
   out.nominal_bytes_per_s = 2.0 * double(clock_khz) * 1e3 * double(bus_bits) / 8.0;  // double data rate
+  int sm_khz = 0;
+  cudaDeviceGetAttribute(&sm_khz, cudaDevAttrClockRate, device);
+  // Dense bf16 FLOP per clock per SM: Hopper 4096 (H100 SXM: 132 SMs x 1.83 GHz x 4096 = 989 TFLOP/s).
+  const double per_sm_clock = prop.major == 9 ? 4096.0 : 0.0;
+  out.nominal_bf16_flops_per_s = per_sm_clock * double(prop.multiProcessorCount) * double(sm_khz) * 1e3;
 
   const size_t n = bytes / sizeof(float4);
   const int threads = 512, blocks = prop.multiProcessorCount * 4;
