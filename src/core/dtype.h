@@ -1,10 +1,13 @@
-// Element types of stored weights and activations, and the scalar conversions between them.
+// Element types of stored weights and activations, and the scalar conversions between them
+// (the ones kernels share are in core/float_bits.h).
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <string>
+
+#include "core/float_bits.h"
 
 namespace mamba2 {
 
@@ -32,33 +35,6 @@ inline const char* DTypeName(DType t) {
     case DType::I64: return "i64";
   }
   return "?";
-}
-
-inline float BitsToF32(uint32_t u) { float f; std::memcpy(&f, &u, 4); return f; }
-inline uint32_t F32ToBits(float f) { uint32_t u; std::memcpy(&u, &f, 4); return u; }
-
-inline float BF16ToF32(uint16_t h) { return BitsToF32(uint32_t(h) << 16); }
-
-// Round to nearest even, NaN kept quiet.
-inline uint16_t F32ToBF16(float f) {
-  uint32_t u = F32ToBits(f);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return uint16_t((u >> 16) | 0x40);
-  u += 0x7fffu + ((u >> 16) & 1u);
-  return uint16_t(u >> 16);
-}
-
-inline float F16ToF32(uint16_t h) {
-  const uint32_t sign = uint32_t(h & 0x8000u) << 16;
-  const uint32_t exp = (h >> 10) & 0x1fu;
-  const uint32_t man = h & 0x3ffu;
-  if (exp == 0) {
-    if (man == 0) return BitsToF32(sign);
-    // Subnormal: value = man * 2^-24.
-    float v = float(man) * (1.0f / 16777216.0f);
-    return sign ? -v : v;
-  }
-  if (exp == 31) return BitsToF32(sign | 0x7f800000u | (man << 13));
-  return BitsToF32(sign | ((exp + 112u) << 23) | (man << 13));
 }
 
 // Round to nearest even.

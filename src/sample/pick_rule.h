@@ -31,11 +31,7 @@
 #include <cstdint>
 #include <cstring>
 
-#if defined(__CUDACC__)
-#define M2_PICK_HD __host__ __device__ inline
-#else
-#define M2_PICK_HD inline
-#endif
+#include "core/float_bits.h"
 
 #if !defined(__CUDACC__)
 #include "core/status.h"
@@ -55,7 +51,7 @@ struct PickParams {
 };
 
 // splitmix64's finaliser: a bijection of 64-bit words with good avalanche.
-M2_PICK_HD uint64_t PickMix64(uint64_t z) {
+M2_HOST_DEVICE uint64_t PickMix64(uint64_t z) {
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
   return z ^ (z >> 31);
@@ -64,44 +60,24 @@ M2_PICK_HD uint64_t PickMix64(uint64_t z) {
 // Uniform in [0, 1) with 53 random bits for draw number `draw` of row `row`. Counter-based (no
 // state to carry), integer-only, so host and device give bit-identical values. Each stage is a
 // bijection of its input, so for one seed distinct draws give distinct intermediate words.
-M2_PICK_HD double PickUniform(uint64_t seed, uint64_t draw, uint64_t row) {
+M2_HOST_DEVICE double PickUniform(uint64_t seed, uint64_t draw, uint64_t row) {
   uint64_t h = PickMix64(seed + 0x9e3779b97f4a7c15ull);
   h = PickMix64(h ^ (draw + 0x6a09e667f3bcc909ull));
   h = PickMix64(h ^ (row + 0xbb67ae8584caa73bull));
   return double(h >> 11) * 0x1.0p-53;
 }
 
-M2_PICK_HD uint32_t PickFloatBits(float f) {
-#if defined(__CUDA_ARCH__)
-  return __float_as_uint(f);
-#else
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  return u;
-#endif
-}
-
-M2_PICK_HD float PickBitsFloat(uint32_t u) {
-#if defined(__CUDA_ARCH__)
-  return __uint_as_float(u);
-#else
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
-#endif
-}
-
 // Order-preserving uint32 key of a float: a < b <=> key(a) < key(b), -0 and +0 share the key of
 // +0 (they compare equal), NaN gets the key of -inf.
-M2_PICK_HD uint32_t PickKey(float x) {
-  uint32_t u = PickFloatBits(x);
+M2_HOST_DEVICE uint32_t PickKey(float x) {
+  uint32_t u = F32ToBits(x);
   if ((u & 0x7fffffffu) > 0x7f800000u) u = 0xff800000u;  // NaN -> -inf
   if (u == 0x80000000u) u = 0u;                          // -0 -> +0
   return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
 }
 
 // The float of a key (inverse of PickKey on the keys it produces).
-M2_PICK_HD float PickKeyValue(uint32_t k) { return PickBitsFloat((k & 0x80000000u) ? (k & 0x7fffffffu) : ~k); }
+M2_HOST_DEVICE float PickKeyValue(uint32_t k) { return BitsToF32((k & 0x80000000u) ? (k & 0x7fffffffu) : ~k); }
 
 constexpr uint32_t kPickKeyNegInf = 0x007fffffu;  // PickKey(-inf)
 constexpr uint32_t kPickKeyPosInf = 0xff800000u;  // PickKey(+inf)

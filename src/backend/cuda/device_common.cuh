@@ -1,4 +1,4 @@
-// Scalar helpers shared by the CUDA kernels: dtype conversions, SiLU, softplus and dt, warp and
+// Scalar helpers shared by the CUDA kernels: weight loads (conversions in core/float_bits.h), SiLU, softplus and dt, warp and
 // block sums. The including file defines M2_KERNEL_NS (cuda for the real build, cuda_emu for the
 // host emulator of tests/cuda); with nvcc the launch macros come from device_prelude.cuh.
 #pragma once
@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "backend/cuda/kernel_args.h"
+#include "core/float_bits.h"
 
 #ifndef M2_KERNEL_NS
 #error "define M2_KERNEL_NS (cuda or cuda_emu) before including the kernel sources"
@@ -21,54 +22,11 @@ namespace mamba2::M2_KERNEL_NS {
 // Threads per block of every kernel here (a multiple of the warp size).
 constexpr int kBlock = 256;
 
-M2_HD float BitsToFloat(uint32_t u) {
-#if defined(__CUDA_ARCH__)
-  return __uint_as_float(u);
-#else
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
-#endif
-}
-
-M2_HD uint32_t FloatToBits(float f) {
-#if defined(__CUDA_ARCH__)
-  return __float_as_uint(f);
-#else
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  return u;
-#endif
-}
-
-M2_HD float Bf16ToF32(uint16_t h) { return BitsToFloat(uint32_t(h) << 16); }
-
-// Round to nearest even, NaN kept quiet (as core/dtype.h does on the host).
-M2_HD uint16_t F32ToBf16(float f) {
-  uint32_t u = FloatToBits(f);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return uint16_t((u >> 16) | 0x40);
-  u += 0x7fffu + ((u >> 16) & 1u);
-  return uint16_t(u >> 16);
-}
-
-M2_HD float F16ToF32(uint16_t h) {
-  const uint32_t sign = uint32_t(h & 0x8000u) << 16;
-  const uint32_t exp = (h >> 10) & 0x1fu;
-  const uint32_t man = h & 0x3ffu;
-  if (exp == 0) {
-    if (man == 0) return BitsToFloat(sign);
-    const float v = float(man) * (1.0f / 16777216.0f);  // subnormal: man * 2^-24
-    return sign ? -v : v;
-  }
-  if (exp == 31) return BitsToFloat(sign | 0x7f800000u | (man << 13));
-  return BitsToFloat(sign | ((exp + 112u) << 23) | (man << 13));
-}
-
 // Element i of a weight table stored as f32, f16 or bf16.
 M2_HD float LoadWeight(const void* p, int dtype, int64_t i) {
   if (dtype == cuda_args::kF32) return static_cast<const float*>(p)[i];
   const uint16_t h = static_cast<const uint16_t*>(p)[i];
-  return dtype == cuda_args::kBF16 ? Bf16ToF32(h) : F16ToF32(h);
+  return dtype == cuda_args::kBF16 ? BF16ToF32(h) : F16ToF32(h);
 }
 
 M2_DEVICE float SiluF(float v) { return v / (1.0f + expf(-v)); }

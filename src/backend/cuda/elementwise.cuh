@@ -21,7 +21,7 @@ __global__ void ToF32Kernel(const void* src, int dtype, float* dst, int64_t n) {
 
 __global__ void ToBf16Kernel(const void* src, int dtype, uint16_t* dst, int64_t n) {
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
-    dst[i] = F32ToBf16(LoadWeight(src, dtype, i));
+    dst[i] = F32ToBF16(LoadWeight(src, dtype, i));
 }
 
 // Packs the view x [rows, cols] (row stride ld) into a dense bf16 [rows, cols] for the GEMM.
@@ -29,7 +29,7 @@ __global__ void PackBf16Kernel(const float* x, int64_t rows, int64_t cols, int64
   const int64_t n = rows * cols;
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t r = i / cols, c = i - r * cols;
-    out[i] = F32ToBf16(x[r * ld + c]);
+    out[i] = F32ToBF16(x[r * ld + c]);
   }
 }
 

@@ -179,7 +179,7 @@ struct PickRow {
   M2_DEVICE uint32_t Key(int i) const { return PickKey(logits[i]); }
   M2_DEVICE float X(float logit) const {
     const float x = logit / temperature;
-    return x != x ? PickBitsFloat(0xff800000u) : x;  // NaN -> -inf
+    return x != x ? BitsToF32(0xff800000u) : x;  // NaN -> -inf
   }
   M2_DEVICE double Weight(int i) const { return exp(double(X(logits[i])) - double(m)); }
 };
