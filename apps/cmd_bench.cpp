@@ -202,6 +202,11 @@ int RunBench(BenchArgs a) {
     auto cfg = CheckpointShapeConfig(a.shape);
     if (!cfg.ok()) return Fail(cfg.status());
     config = *cfg;
+    if (a.backend != "cpu") {
+      // A missing device is reported before the random weights take their time (2.7B: ~30 s here).
+      auto probe = ChooseBackend(a, weights);
+      if (!probe.ok()) return Fail(probe.status());
+    }
     RandomWeightsOptions ro;
     ro.dtype = weights;
     ro.seed = a.seed;
