@@ -207,7 +207,10 @@ Status Mamba2Model::Step(std::span<const int32_t> tokens, std::span<const int32_
   EnsureWorkspace(n, n);
   backend_->CopyToDevice(slots_, slots.data(), slots.size() * sizeof(int32_t));
   backend_->CopyToDevice(ids_, tokens.data(), tokens.size() * sizeof(int32_t));
-  Forward(ids_, slots_, n, 1, /*step=*/true, logits ? LogitsMode::kLast : LogitsMode::kNone, logits_);
+  const LogitsMode mode = logits ? LogitsMode::kLast : LogitsMode::kNone;
+  const size_t key = size_t(n) * 2 + (logits ? 1 : 0);
+  if (step_recordings_.size() <= key) step_recordings_.resize(key + 1);
+  RunRecorded(step_recordings_[key], [this, n, mode] { Forward(ids_, slots_, n, 1, /*step=*/true, mode, logits_); });
   last_logits_seqs_ = logits ? n : 0;
   if (logits) {
     backend_->Sync();

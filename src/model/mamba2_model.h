@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -91,6 +92,30 @@ class Mamba2Model {
   void Forward(const int32_t* ids, const int32_t* slots, int64_t n_seqs, int64_t seq_len, bool step,
                LogitsMode mode, float* logits);
   void EnsureWorkspace(int64_t rows, int64_t logit_rows);
+
+  // A decode step's ops kept as a Recording (a CUDA graph on cuda): run unrecorded the first
+  // time after the workspace moved (so that every backend scratch grows), recorded the next
+  // time, relaunched after that.
+  struct RecordedStep {
+    std::unique_ptr<Recording> recording;
+    int64_t generation = -1;  // ws_generation_ it was run or recorded at
+    bool warm = false;
+  };
+  // A template, so that a relaunch does not build a std::function (an allocation) per step.
+  template <typename Ops>
+  void RunRecorded(RecordedStep& step, Ops&& ops) {
+    if (step.recording && step.generation == ws_generation_) {
+      step.recording->Launch();
+    } else if (!step.warm || step.generation != ws_generation_) {
+      step.recording.reset();
+      ops();
+      step.warm = true;
+      step.generation = ws_generation_;
+    } else {
+      step.recording = backend_->Record(std::function<void()>(ops));
+      step.recording->Launch();
+    }
+  }
   float* Device(size_t n_floats);  // a backend allocation owned by the model
 
   ModelConfig config_;
@@ -125,9 +150,10 @@ class Mamba2Model {
   int32_t* pick_slot_ = nullptr;  // [1]
   uint64_t* draw_ = nullptr;      // [1] draw counter of the uniforms
   std::optional<PickParams> pick_params_;
-  bool pick_warm_ = false;        // the step ran once unrecorded with the current workspace
-  std::unique_ptr<Recording> pick_step_;
-  int64_t pick_step_generation_ = -1;
+  RecordedStep pick_step_;
+  // Step's recordings, [rows * 2 + (logits wanted)]: the addresses are the workspace's, the
+  // token ids and slots are uploaded into it before each launch.
+  std::vector<RecordedStep> step_recordings_;
   uint64_t queued_[kMaxQueuedPicks] = {};  // Backend::QueueRead tickets of pick_id_, oldest at queued_head_
   int queued_head_ = 0, queued_count_ = 0;
 };

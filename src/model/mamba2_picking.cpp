@@ -30,7 +30,7 @@ Result<int32_t> Mamba2Model::StartPicking(int32_t slot, const PickParams& params
     pick_slot_ = reinterpret_cast<int32_t*>(Device(1));
   }
   if (!pick_params_ || !SameParams(*pick_params_, params)) {
-    pick_step_.reset();  // the parameters are part of what was recorded
+    pick_step_.recording.reset();  // the parameters are part of what was recorded
     pick_params_ = params;
   }
   const uint64_t zero = 0;
@@ -64,22 +64,10 @@ Status Mamba2Model::QueueStepPicked() {
   if (queued_count_ == kMaxQueuedPicks)
     return Status::Error("QueueStepPicked: " + std::to_string(kMaxQueuedPicks) + " steps already queued");
   EnsureWorkspace(1, 1);
-  auto step = [this] {
+  RunRecorded(pick_step_, [this] {
     Forward(pick_id_, pick_slot_, 1, 1, /*step=*/true, LogitsMode::kLast, logits_);
     backend_->PickTokens(logits_, 1, config_.vocab_rows, *pick_params_, draw_, pick_id_);
-  };
-  if (pick_step_ && pick_step_generation_ == ws_generation_) {
-    pick_step_->Launch();
-  } else if (!pick_warm_ || pick_step_generation_ != ws_generation_) {
-    // Unrecorded first, so that every scratch buffer of the backend reaches its size.
-    pick_step_.reset();
-    step();
-    pick_warm_ = true;
-    pick_step_generation_ = ws_generation_;
-  } else {
-    pick_step_ = backend_->Record(step);
-    pick_step_->Launch();
-  }
+  });
   last_logits_seqs_ = 0;
   queued_[(queued_head_ + queued_count_) % kMaxQueuedPicks] = backend_->QueueRead(pick_id_, sizeof(int32_t));
   ++queued_count_;
