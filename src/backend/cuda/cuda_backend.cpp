@@ -116,7 +116,7 @@ class CudaRecording final : public Recording {
 
 class CudaBackend final : public Backend {
  public:
-  CudaBackend(int device, CudaMatMul mode) : device_(device), mode_(mode) {}
+  CudaBackend(int device, CudaMatMul mode, bool graphs) : device_(device), mode_(mode), graphs_(graphs) {}
 
   ~CudaBackend() override {
     // Errors are ignored here: at process exit the driver may already be going away.
@@ -372,6 +372,7 @@ class CudaBackend final : public Backend {
 
   std::unique_ptr<Recording> Record(std::function<void()> ops) override {
     Current();
+    if (!graphs_) return Backend::Record(std::move(ops));
     return std::make_unique<CudaRecording>(stream_, &scratch_generation_, std::move(ops));
   }
 
@@ -434,6 +435,7 @@ class CudaBackend final : public Backend {
 
   int device_;
   CudaMatMul mode_;
+  bool graphs_;
   std::string device_name_ = "cuda device";
   cudaStream_t stream_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
@@ -481,6 +483,11 @@ Result<CudaBackendOptions> CudaOptionsFromEnv() {
       return Status::Error(std::string("MAMBA2_CUDA_DEVICE: '") + d + "' is not a device index");
     o.device = int(v);
   }
+  if (const char* g = std::getenv("MAMBA2_CUDA_GRAPHS"); g && *g) {
+    const std::string v = g;
+    if (v != "0" && v != "1") return Status::Error("MAMBA2_CUDA_GRAPHS: '" + v + "' is not 0 or 1");
+    o.graphs = v == "1";
+  }
   return o;
 }
 
@@ -494,7 +501,7 @@ std::unique_ptr<Backend> MakeCudaBackend(const CudaBackendOptions& options) {
     std::fprintf(stderr, "cuda: device %d requested, but %d device(s) present\n", options.device, count);
     return nullptr;
   }
-  auto backend = std::make_unique<CudaBackend>(options.device, options.matmul);
+  auto backend = std::make_unique<CudaBackend>(options.device, options.matmul, options.graphs);
   const Status st = backend->Init();
   if (!st.ok()) {
     std::fprintf(stderr, "cuda: device %d unusable: %s\n", options.device, st.message().c_str());
