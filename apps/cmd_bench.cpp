@@ -63,10 +63,15 @@ Result<BackendChoice> ChooseBackend(const BenchArgs& a, DType weights) {
     ASSIGN_OR_RETURN(CudaBackendOptions o, CudaOptionsFromEnv());
     // MAMBA2_CUDA_MATMUL decides unless --compute says otherwise.
     if (!a.compute.empty()) {
-      ASSIGN_OR_RETURN(o.matmul, ParseCudaMatMul(a.compute == "f32" ? "fp32" : a.compute));
+      ASSIGN_OR_RETURN(o.matmul, ParseCudaMatMul(a.compute == "f32"   ? "fp32"
+                                                 : a.compute == "f16" ? "fp16"
+                                                                      : a.compute));
     }
     c.make = [o] { return MakeCudaBackend(o); };
-    c.compute = o.matmul == CudaMatMul::kBf16 ? "bf16" : o.matmul == CudaMatMul::kTf32 ? "tf32" : "f32";
+    c.compute = o.matmul == CudaMatMul::kBf16   ? "bf16"
+                : o.matmul == CudaMatMul::kFp16 ? "f16"
+                : o.matmul == CudaMatMul::kTf32 ? "tf32"
+                                                : "f32";
     c.host = false;
     c.cuda_device = o.device;
 #else
@@ -255,7 +260,9 @@ int RunBench(BenchArgs a) {
   if (!choice.ok()) return Fail(choice.status());
   rep.backend = choice->backend->name();
   rep.compute = choice->compute;
-  rep.matrix_dtype = rep.compute == "bf16" ? "bf16" : (choice->host ? DTypeName(weights) : "f32");
+  rep.matrix_dtype = rep.compute == "bf16"  ? "bf16"
+                     : rep.compute == "f16" ? "f16"
+                                            : (choice->host ? DTypeName(weights) : "f32");
   rep.decode_bytes = CountDecodeBytes(config, rep.matrix_dtype == "bf16"  ? DType::BF16
                                               : rep.matrix_dtype == "f16" ? DType::F16
                                                                           : DType::F32);
@@ -263,7 +270,7 @@ int RunBench(BenchArgs a) {
   // ---- the machine's limits, before the model's first pass ---------------------------------
   if (!a.no_limits) {
     std::fprintf(stderr, "measuring machine limits...\n");
-    const DType gemm_dtype = rep.compute == "bf16" ? DType::BF16 : DType::F32;
+    const DType gemm_dtype = rep.compute == "bf16" ? DType::BF16 : rep.compute == "f16" ? DType::F16 : DType::F32;
     if (choice->host) {
       // 2048 x 4096 x 2048: large enough for the library's best blocking, ~0.3 s on two cores.
       const int64_t m = 2048, n = 4096, k = 2048;
@@ -343,7 +350,8 @@ Runner AddBench(CLI::App& app) {
   cmd->add_option("--shape", a->shape, "random weights with the shapes of mamba2-130m|370m|780m|1.3b|2.7b");
   cmd->add_option("--dtype", a->dtype, "weight dtype of --shape: f32 (default), bf16, f16");
   cmd->add_option("--compute", a->compute,
-                  "how prefill matmuls multiply: f32 or bf16 (default: bf16 for bf16 weights, else f32)");
+                  "how prefill matmuls multiply: f32 or bf16 (default: bf16 for bf16 weights, else f32); "
+                  "on cuda also tf32 and f16");
   cmd->add_option("--prefill", a->prefill, "prompt lengths to time (0: none)")->delimiter(',')->capture_default_str();
   cmd->add_option("--decode", a->decode, "tokens per decode repetition (0: none)")->capture_default_str();
   cmd->add_option("--context", a->contexts, "context lengths for decode vs recompute (0: none)")

@@ -200,7 +200,7 @@ export MAMBA2_SOURCE_DIR=$ROOT  # the bundled model, for binaries built in anoth
 # The emulator checks are for machines without a GPU; here only the device runs.
 section "test_cuda (device parity: ops, matmul modes, models)"
 run_sharded test_cuda "$BIN/test_cuda" \
-  '-*/emu:Emulated/*:CudaEmulator.*:CudaViews.*:CudaMatMul.EmulatedBf16ConversionKernels:*Emulated.*:PickKernelEmu.*' \
+  '-*/emu:Emulated/*:CudaEmulator.*:CudaViews.*:CudaMatMul.Emulated*:*Emulated.*:PickKernelEmu.*' \
   8 "${GPU_CHECK_TIMEOUT_TESTS:-300}" || TEST_RC=1
 
 grep -h "^pick kernel" "$LOG_DIR/test_cuda.log" 2>/dev/null

@@ -37,27 +37,6 @@ inline const char* DTypeName(DType t) {
   return "?";
 }
 
-// Round to nearest even.
-inline uint16_t F32ToF16(float f) {
-  uint32_t u = F32ToBits(f);
-  const uint32_t sign = (u >> 16) & 0x8000u;
-  u &= 0x7fffffffu;
-  if (u > 0x7f800000u) return uint16_t(sign | 0x7e00u);           // NaN
-  if (u >= 0x477ff000u) return uint16_t(sign | 0x7c00u);          // overflow -> inf
-  if (u < 0x38800000u) {                                          // subnormal or zero
-    float a = BitsToF32(u);
-    // Scale so that the subnormal quantum (2^-24) is 1, then round half to even.
-    float scaled = a * 16777216.0f;
-    uint32_t m = uint32_t(scaled);
-    float rem = scaled - float(m);
-    if (rem > 0.5f || (rem == 0.5f && (m & 1u))) ++m;
-    return uint16_t(sign | m);
-  }
-  uint32_t mant_odd = (u >> 13) & 1u;
-  u += 0xc8000fffu + mant_odd;  // rebias exponent (-112 << 23) and round
-  return uint16_t(sign | (u >> 13));
-}
-
 // Reads element i of a float-typed buffer as f32.
 inline float LoadAsF32(const void* data, DType t, size_t i) {
   switch (t) {

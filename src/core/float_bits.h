@@ -1,4 +1,4 @@
-// Float bit casts and the bf16 / f16 -> f32 (and f32 -> bf16) conversions, written once for the
+// Float bit casts and the conversions between f32 and bf16 / f16, written once for the
 // host and for CUDA kernels: C++17, and `__host__ __device__` when nvcc compiles them. core/dtype.h
 // re-exports them for host code; the kernel sources of backend/cuda and sample/pick_rule.h use them
 // directly, so a stored weight reads the same on every backend.
@@ -56,6 +56,27 @@ M2_HOST_DEVICE float F16ToF32(uint16_t h) {
   }
   if (exp == 31) return BitsToF32(sign | 0x7f800000u | (man << 13));
   return BitsToF32(sign | ((exp + 112u) << 23) | (man << 13));
+}
+
+// Round to nearest even.
+M2_HOST_DEVICE uint16_t F32ToF16(float f) {
+  uint32_t u = F32ToBits(f);
+  const uint32_t sign = (u >> 16) & 0x8000u;
+  u &= 0x7fffffffu;
+  if (u > 0x7f800000u) return uint16_t(sign | 0x7e00u);           // NaN
+  if (u >= 0x477ff000u) return uint16_t(sign | 0x7c00u);          // overflow -> inf
+  if (u < 0x38800000u) {                                          // subnormal or zero
+    const float a = BitsToF32(u);
+    // Scale so that the subnormal quantum (2^-24) is 1, then round half to even.
+    const float scaled = a * 16777216.0f;
+    uint32_t m = uint32_t(scaled);
+    const float rem = scaled - float(m);
+    if (rem > 0.5f || (rem == 0.5f && (m & 1u))) ++m;
+    return uint16_t(sign | m);
+  }
+  uint32_t mant_odd = (u >> 13) & 1u;
+  u += 0xc8000fffu + mant_odd;  // rebias exponent (-112 << 23) and round
+  return uint16_t(sign | (u >> 13));
 }
 
 }  // namespace mamba2

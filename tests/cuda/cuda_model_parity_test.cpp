@@ -30,39 +30,42 @@ constexpr double kFp32ModelTol = 1e-5;
 // bf16 GEMM operands (weights and activations, 8-bit mantissas) through a few layers: the
 // emulated bf16 path measured 3e-3..6e-3 on these models (see the report); stated with margin.
 constexpr double kBf16ModelTol = 2e-2;
+// fp16 operands have 3 more mantissa bits than bf16: 8x smaller rounding, stated with the same margin.
+constexpr double kFp16ModelTol = 4e-3;
 
-std::unique_ptr<Backend> MakeCuda(bool bf16) {
+// half: DType::F32 (fp32 mode), BF16 or F16 (the 16-bit GEMM modes).
+std::unique_ptr<Backend> MakeCuda(DType half) {
 #if defined(MAMBA2_HAVE_CUDA)
   CudaBackendOptions o;
-  o.matmul = bf16 ? CudaMatMul::kBf16 : CudaMatMul::kFp32;
+  o.matmul = half == DType::BF16 ? CudaMatMul::kBf16 : half == DType::F16 ? CudaMatMul::kFp16 : CudaMatMul::kFp32;
   return MakeCudaBackend(o);
 #else
-  return bf16 ? nullptr : MakeCudaBackend();
+  return half == DType::F32 ? MakeCudaBackend() : nullptr;
 #endif
 }
 
 // Which backend a parameterised run uses.
-enum class Target { kCuda, kCudaBf16, kEmu, kEmuBf16 };
+enum class Target { kCuda, kCudaBf16, kCudaFp16, kEmu, kEmuBf16, kEmuFp16 };
+
+DType HalfOf(Target t) {
+  if (t == Target::kCudaBf16 || t == Target::kEmuBf16) return DType::BF16;
+  if (t == Target::kCudaFp16 || t == Target::kEmuFp16) return DType::F16;
+  return DType::F32;
+}
+bool IsEmu(Target t) { return t == Target::kEmu || t == Target::kEmuBf16 || t == Target::kEmuFp16; }
 
 std::unique_ptr<Backend> MakeTarget(Target t) {
-  switch (t) {
-    case Target::kCuda: return MakeCuda(false);
-    case Target::kCudaBf16: return MakeCuda(true);
-    case Target::kEmu: return testing::MakeEmuBackend(false);
-    case Target::kEmuBf16: return testing::MakeEmuBackend(true);
-  }
-  return nullptr;
+  return IsEmu(t) ? testing::MakeEmuBackend(HalfOf(t)) : MakeCuda(HalfOf(t));
 }
-
-bool IsBf16(Target t) { return t == Target::kCudaBf16 || t == Target::kEmuBf16; }
-bool IsEmu(Target t) { return t == Target::kEmu || t == Target::kEmuBf16; }
 
 const char* TargetName(Target t) {
   switch (t) {
     case Target::kCuda: return "cuda";
     case Target::kCudaBf16: return "cuda_bf16";
+    case Target::kCudaFp16: return "cuda_fp16";
     case Target::kEmu: return "emu";
     case Target::kEmuBf16: return "emu_bf16";
+    case Target::kEmuFp16: return "emu_fp16";
   }
   return "?";
 }
@@ -80,7 +83,9 @@ TEST_P(CudaModelParity, MatchesOracleAcrossChunkBoundaries) {
   ASSERT_TRUE(ref.ok()) << ref.status().message();
   auto dut = Mamba2Model::Load(dir, backend.get());
   ASSERT_TRUE(dut.ok()) << dut.status().message();
-  const double tol = IsBf16(target) ? kBf16ModelTol : kFp32ModelTol;
+  const double tol = HalfOf(target) == DType::BF16 ? kBf16ModelTol
+                     : HalfOf(target) == DType::F16 ? kFp16ModelTol
+                                                    : kFp32ModelTol;
   const int64_t Q = spec.chunk_size;
   std::vector<int64_t> lengths = {1, Q - 1, Q, Q + 1, 3 * Q + 5};
   if (IsEmu(target)) lengths = {1, Q + 1, 3 * Q + 5};  // the emulator is slow; keep the boundaries
@@ -102,7 +107,7 @@ TEST_P(CudaModelParity, MatchesOracleAcrossChunkBoundaries) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, CudaModelParity,
-                         ::testing::Combine(::testing::Values(Target::kCuda, Target::kCudaBf16),
+                         ::testing::Combine(::testing::Values(Target::kCuda, Target::kCudaBf16, Target::kCudaFp16),
                                             ::testing::ValuesIn(testing::StandardModelCases())),
                          [](const auto& info) {
                            return std::string(TargetName(std::get<0>(info.param))) + "_" +
@@ -111,7 +116,7 @@ INSTANTIATE_TEST_SUITE_P(Shapes, CudaModelParity,
 
 // The emulator on two of the shapes (it takes seconds per model run).
 INSTANTIATE_TEST_SUITE_P(Emulated, CudaModelParity,
-                         ::testing::Combine(::testing::Values(Target::kEmu, Target::kEmuBf16),
+                         ::testing::Combine(::testing::Values(Target::kEmu, Target::kEmuBf16, Target::kEmuFp16),
                                             ::testing::Values(testing::StandardModelCases()[1], testing::StandardModelCases()[5])),
                          [](const auto& info) {
                            return std::string(TargetName(std::get<0>(info.param))) + "_" +
@@ -121,7 +126,7 @@ INSTANTIATE_TEST_SUITE_P(Emulated, CudaModelParity,
 // Several slots at once: batched prefill (last logits) and batched steps agree with each
 // sequence run alone on the same backend and with ref; pieces of prefill keep the state.
 TEST(CudaModelBatch, BatchedPrefillStepsAndPiecesMatchRef) {
-  std::unique_ptr<Backend> backend = MakeCuda(false);
+  std::unique_ptr<Backend> backend = MakeCuda(DType::F32);
   if (!backend) GTEST_SKIP() << "no CUDA device";
   RandomModelSpec spec;
   spec.n_groups = 2;

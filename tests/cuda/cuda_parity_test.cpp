@@ -22,9 +22,10 @@ namespace {
 constexpr double kFp32Tol = 1e-5;     // any op in fp32 mode
 constexpr double kTf32MatMulTol = 2e-3;   // TF32 operands (10-bit mantissa), fp32 accumulation
 constexpr double kBf16MatMulTol = 1e-2;   // bf16 operands, fp32 accumulation
-constexpr double kRoundedOracleTol = 1e-5;  // bf16 mode vs double sums of the same bf16 operands
+constexpr double kFp16MatMulTol = 2e-3;   // fp16 operands (10-bit mantissa), fp32 accumulation
+constexpr double kRoundedOracleTol = 1e-5;  // a 16-bit mode vs double sums of the same rounded operands
 
-enum class Mode { kFp32, kTf32, kBf16 };
+enum class Mode { kFp32, kTf32, kBf16, kFp16 };
 
 // The CUDA backend in one mode, made once per process (null without a device or a CUDA build).
 Backend* Cuda(Mode mode) {
@@ -34,7 +35,10 @@ Backend* Cuda(Mode mode) {
   std::unique_ptr<Backend> b;
 #if defined(MAMBA2_HAVE_CUDA)
   CudaBackendOptions o;
-  o.matmul = mode == Mode::kFp32 ? CudaMatMul::kFp32 : mode == Mode::kTf32 ? CudaMatMul::kTf32 : CudaMatMul::kBf16;
+  o.matmul = mode == Mode::kFp32   ? CudaMatMul::kFp32
+             : mode == Mode::kTf32 ? CudaMatMul::kTf32
+             : mode == Mode::kBf16 ? CudaMatMul::kBf16
+                                   : CudaMatMul::kFp16;
   b = MakeCudaBackend(o);
 #else
   if (mode == Mode::kFp32) b = MakeCudaBackend();
@@ -42,14 +46,17 @@ Backend* Cuda(Mode mode) {
   return made.emplace(mode, std::move(b)).first->second.get();
 }
 
-Backend* Emu(bool bf16) {
-  static std::unique_ptr<Backend> fp32 = MakeEmuBackend(false), b16 = MakeEmuBackend(true);
-  return bf16 ? b16.get() : fp32.get();
+// The emulated backend with fp32 GEMMs, or with the 16-bit ones of `half` (BF16 / F16).
+Backend* Emu(DType half = DType::F32) {
+  static std::map<DType, std::unique_ptr<Backend>> made;
+  auto it = made.find(half);
+  if (it == made.end()) it = made.emplace(half, MakeEmuBackend(half)).first;
+  return it->second.get();
 }
 
 // "cuda" or "emu": the backend in fp32 mode, or skip.
 #define TARGET_OR_SKIP(target, var)                                     \
-  Backend* var = (target) == "cuda" ? Cuda(Mode::kFp32) : Emu(false);   \
+  Backend* var = (target) == "cuda" ? Cuda(Mode::kFp32) : Emu();        \
   if (!var) GTEST_SKIP() << "no CUDA device";
 
 std::string TargetName(const ::testing::TestParamInfo<std::string>& info) { return info.param; }
@@ -197,15 +204,15 @@ MatMulRun RunMatMul(Backend& be, const HostMat& x, const StoredTensor& w, const 
   return r;
 }
 
-// out = x w^T with both operands rounded to bf16 first, summed in double: what bf16 mode
-// computes, up to the order of its fp32 sums.
-std::vector<float> RoundedOracle(const HostMat& x, const std::vector<float>& w, int64_t n) {
+// out = x w^T with both operands rounded to `half` (BF16 or F16) first, summed in double: what
+// that 16-bit mode computes, up to the order of its fp32 sums.
+std::vector<float> RoundedOracle(const HostMat& x, const std::vector<float>& w, int64_t n, DType half) {
+  auto round = [half](float v) { return half == DType::BF16 ? BF16ToF32(F32ToBF16(v)) : F16ToF32(F32ToF16(v)); };
   std::vector<float> out;
   for (int64_t r = 0; r < x.rows; ++r)
     for (int64_t j = 0; j < n; ++j) {
       double acc = 0.0;
-      for (int64_t k = 0; k < x.cols; ++k)
-        acc += double(BF16ToF32(F32ToBF16(x.at(r, k)))) * double(BF16ToF32(F32ToBF16(w[size_t(j * x.cols + k)])));
+      for (int64_t k = 0; k < x.cols; ++k) acc += double(round(x.at(r, k))) * double(round(w[size_t(j * x.cols + k)]));
       out.push_back(float(acc));
     }
   return out;
@@ -237,15 +244,22 @@ TEST(CudaMatMul, EveryModeAndWeightDtype) {
       ExpectClose(RunMatMul(*Cuda(Mode::kTf32), x, w, out0).out, want, kTf32MatMulTol, "cuda tf32 " + what);
       const MatMulRun bf16 = RunMatMul(*Cuda(Mode::kBf16), x, w, out0);
       ExpectClose(bf16.out, want, kBf16MatMulTol, "cuda bf16 " + what);
-      ExpectClose(bf16.out, RoundedOracle(x, w_values, s.n), kRoundedOracleTol, "cuda bf16 vs rounded oracle " + what);
+      ExpectClose(bf16.out, RoundedOracle(x, w_values, s.n, DType::BF16), kRoundedOracleTol,
+                  "cuda bf16 vs rounded oracle " + what);
       ExpectPaddingIntact(bf16.out_mat, "cuda bf16 " + what);
+      const MatMulRun fp16 = RunMatMul(*Cuda(Mode::kFp16), x, w, out0);
+      ExpectClose(fp16.out, want, kFp16MatMulTol, "cuda fp16 " + what);
+      ExpectClose(fp16.out, RoundedOracle(x, w_values, s.n, DType::F16), kRoundedOracleTol,
+                  "cuda fp16 vs rounded oracle " + what);
+      ExpectPaddingIntact(fp16.out_mat, "cuda fp16 " + what);
     }
 }
 
-// The bf16 path's own kernels (weight conversion, activation packing) under the emulator.
-TEST(CudaMatMul, EmulatedBf16ConversionKernels) {
+// The 16-bit paths' own kernels (weight conversion, activation packing) under the emulator.
+TEST(CudaMatMul, EmulatedHalfConversionKernels) {
   const MatMulShape shapes[] = {{1, 300, 40}, {5, 77, 33}};
   for (const MatMulShape& s : shapes)
+    for (DType half : {DType::BF16, DType::F16})
     for (DType dtype : {DType::F32, DType::F16, DType::BF16}) {
       Rng rng(uint64_t(s.rows + s.k + s.n + int(dtype)));
       HostMat x = MakeHostMat(s.rows, s.k, 3, 5);
@@ -254,10 +268,10 @@ TEST(CudaMatMul, EmulatedBf16ConversionKernels) {
       std::vector<float> w_values(size_t(s.n * s.k));
       for (size_t i = 0; i < w_values.size(); ++i) w_values[i] = LoadAsF32(w.view.data, dtype, i);
       const HostMat out0 = MakeHostMat(s.rows, s.n, 2, 7);
-      const MatMulRun got = RunMatMul(*Emu(true), x, w, out0);
-      ExpectClose(got.out, RoundedOracle(x, w_values, s.n), kRoundedOracleTol,
-                  std::string("emu bf16 ") + DTypeName(dtype));
-      ExpectPaddingIntact(got.out_mat, "emu bf16 out");
+      const MatMulRun got = RunMatMul(*Emu(half), x, w, out0);
+      const std::string what = std::string("emu ") + DTypeName(half) + " mode, " + DTypeName(dtype) + " weights";
+      ExpectClose(got.out, RoundedOracle(x, w_values, s.n, half), kRoundedOracleTol, what);
+      ExpectPaddingIntact(got.out_mat, what);
     }
 }
 

@@ -50,7 +50,7 @@ TEST(CudaPicking, DeviceFollowsTheRuleOverEagerLogits) {
 }
 
 TEST(CudaPickingEmulated, KernelTextFollowsTheRuleOverEagerLogits) {
-  auto backend = testing::MakeEmuBackend(false);
+  auto backend = testing::MakeEmuBackend();
   const std::string dir = RandomDir();
   testing::RunPickingSuite(backend.get(), dir, 12);
   std::filesystem::remove_all(dir);
@@ -161,7 +161,7 @@ TEST(CudaPicking, GreedyTokensEqualCpu) {
 
 // The emulator runs the kernels at ~1/1000 of the speed: one prompt, 16 tokens.
 TEST(CudaPickingEmulated, GreedyTokensEqualCpu) {
-  auto backend = testing::MakeEmuBackend(false);
+  auto backend = testing::MakeEmuBackend();
   ExpectGreedyEqualsCpu(backend.get(), 1, 16);
 }
 

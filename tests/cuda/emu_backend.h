@@ -8,12 +8,14 @@
 #include <memory>
 
 #include "backend/backend.h"
+#include "core/dtype.h"
 
 namespace mamba2::testing {
 
 // PickTokens runs the pick kernel of sample.cuh through EmuLaunchPick; Record re-issues the ops
 // (CUDA graphs are not emulated).
-std::unique_ptr<Backend> MakeEmuBackend(bool bf16_matmul = false);
+// matmul: DType::F32 (fp32 mode), BF16 or F16 (the 16-bit modes of CudaMatMul).
+std::unique_ptr<Backend> MakeEmuBackend(DType matmul = DType::F32);
 
 // cuda::LaunchPick under the emulator, at the device's block size. The kernel text is compiled
 // into the emulator once, in pick_emu_test.cpp (a second copy would clash at link time).

@@ -72,8 +72,9 @@ std::vector<float> Dense(const Mat& m) {
 
 class EmuBackend final : public HostBackend {
  public:
-  explicit EmuBackend(bool bf16) : bf16_(bf16) {}
-  std::string name() const override { return bf16_ ? "cuda-emu-bf16" : "cuda-emu"; }
+  // half: DType::F32 (fp32 mode), BF16 or F16 (the 16-bit GEMM modes).
+  explicit EmuBackend(DType half) : half_(half) {}
+  std::string name() const override { return half_ == DType::F32 ? "cuda-emu" : std::string("cuda-emu-") + DTypeName(half_); }
 
   void Fill(float* dst, float value, size_t n) override { emu::LaunchFill(dst, value, int64_t(n), nullptr); }
 
@@ -94,15 +95,16 @@ class EmuBackend final : public HostBackend {
   void MatMul(Mat x, const TensorView& w, Mat out) override {
     const int64_t N = w.shape[0], K = w.shape[1];
     CHECK(x.cols == K && out.cols == N && out.rows == x.rows);
-    if (w.dtype == DType::BF16 && bf16_) {
-      // As cuBLAS: bf16 operands, exact products, fp32 sums.
-      std::vector<uint16_t> xb(size_t(x.rows * K));
-      emu::LaunchPackBf16(x.data, x.rows, K, x.ld, xb.data(), nullptr);
-      const auto* wb = w.as<uint16_t>();
+    if (half_ != DType::F32 && w.dtype == half_) {
+      // As cuBLAS: 16-bit operands, exact products, fp32 sums.
+      std::vector<uint16_t> xh(size_t(x.rows * K));
+      emu::LaunchPackHalf(x.data, x.rows, K, x.ld, Code(half_), xh.data(), nullptr);
+      const auto* wh = w.as<uint16_t>();
       for (int64_t r = 0; r < x.rows; ++r)
         for (int64_t n = 0; n < N; ++n) {
           float acc = 0.0f;
-          for (int64_t k = 0; k < K; ++k) acc += BF16ToF32(xb[size_t(r * K + k)]) * BF16ToF32(wb[n * K + k]);
+          for (int64_t k = 0; k < K; ++k)
+            acc += LoadAsF32(xh.data(), half_, size_t(r * K + k)) * LoadAsF32(wh, half_, size_t(n * K + k));
           out.row(r)[n] = acc;
         }
       return;
@@ -165,14 +167,14 @@ class EmuBackend final : public HostBackend {
   }
 
  protected:
-  // As the CUDA backend: matrices become fp32, or bf16 in bf16 mode, through its kernels.
+  // As the CUDA backend: matrices become fp32, or bf16 / f16 in those modes, through its kernels.
   TensorView PrepareMatrix(const TensorView& host) override {
     const int64_t n = host.numel();
-    if (bf16_) {
+    if (half_ != DType::F32) {
       auto buf = std::make_unique<uint16_t[]>(size_t(n));
-      emu::LaunchToBf16(host.data, Code(host.dtype), buf.get(), n, nullptr);
-      TensorView v{buf.get(), DType::BF16, host.shape};
-      bf16_owned_.push_back(std::move(buf));
+      emu::LaunchToHalf(host.data, Code(host.dtype), Code(half_), buf.get(), n, nullptr);
+      TensorView v{buf.get(), half_, host.shape};
+      half_owned_.push_back(std::move(buf));
       return v;
     }
     auto buf = std::make_unique<float[]>(size_t(n));
@@ -193,9 +195,9 @@ class EmuBackend final : public HostBackend {
     return cuda_args::MakeScanParams(in.x, in.B, in.C, in.dt, in, dims, slots, ssm_state, y);
   }
 
-  bool bf16_;
+  DType half_;
   std::vector<unsigned char> scratch_;
-  std::vector<std::unique_ptr<uint16_t[]>> bf16_owned_;
+  std::vector<std::unique_ptr<uint16_t[]>> half_owned_;
   std::vector<std::unique_ptr<float[]>> f32_owned_;
 };
 
@@ -223,6 +225,6 @@ TEST(CudaEmulator, ShuffledSchedulingExposesAMissingBarrier) {
 
 }  // namespace
 
-std::unique_ptr<Backend> MakeEmuBackend(bool bf16_matmul) { return std::make_unique<EmuBackend>(bf16_matmul); }
+std::unique_ptr<Backend> MakeEmuBackend(DType matmul) { return std::make_unique<EmuBackend>(matmul); }
 
 }  // namespace mamba2::testing

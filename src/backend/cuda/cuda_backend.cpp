@@ -207,10 +207,13 @@ class CudaBackend final : public Backend {
   }
   void Sync() override { CUDA_CHECK(cudaStreamSynchronize(stream_)); }
 
-  // Vectors become fp32; matrices fp32, or bf16 in bf16 mode. Converted on the device.
+  // Vectors become fp32; matrices fp32, or bf16 / fp16 in those modes. Converted on the device.
   TensorView PrepareWeight(const TensorView& host, WeightKind kind) override {
     Current();
-    const DType target = kind == WeightKind::kMatrix && mode_ == CudaMatMul::kBf16 ? DType::BF16 : DType::F32;
+    const DType target = kind != WeightKind::kMatrix   ? DType::F32
+                         : mode_ == CudaMatMul::kBf16 ? DType::BF16
+                         : mode_ == CudaMatMul::kFp16 ? DType::F16
+                                                      : DType::F32;
     const int64_t n = host.numel();
     TensorView v{nullptr, target, host.shape};
     if (n == 0) return v;
@@ -231,7 +234,7 @@ class CudaBackend final : public Backend {
       if (target == DType::F32)
         cuda::LaunchToF32(raw, src_code, static_cast<float*>(v.data), n, stream_);
       else
-        cuda::LaunchToBf16(raw, src_code, static_cast<uint16_t*>(v.data), n, stream_);
+        cuda::LaunchToHalf(raw, src_code, KernelDType(target), static_cast<uint16_t*>(v.data), n, stream_);
       Free(raw);  // waits for the conversion
     }
     Sync();  // host.data may be a temporary of the caller
@@ -270,13 +273,15 @@ class CudaBackend final : public Backend {
                                 int(out.ld), compute, CUBLAS_GEMM_DEFAULT));
       return;
     }
-    CHECK_MSG(w.dtype == DType::BF16, std::string("cuda: MatMul weight in ") + DTypeName(w.dtype) +
-                                          " was not prepared by this backend");
-    auto* xb = static_cast<uint16_t*>(act_bf16_.Ensure(size_t(x.rows * K) * sizeof(uint16_t), stream_));
-    cuda::LaunchPackBf16(x.data, x.rows, K, x.ld, xb, stream_);
-    CUBLAS_CHECK(cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, int(N), int(x.rows), int(K), &one, w.data,
-                              CUDA_R_16BF, int(K), xb, CUDA_R_16BF, int(K), &zero, out.data, CUDA_R_32F,
-                              int(out.ld), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    CHECK_MSG(w.dtype == DType::BF16 || w.dtype == DType::F16, std::string("cuda: MatMul weight in ") +
+                                                                   DTypeName(w.dtype) + " was not prepared by this backend");
+    // The activations in the weights' 16-bit format; products exact, sums in fp32.
+    const cudaDataType half = w.dtype == DType::BF16 ? CUDA_R_16BF : CUDA_R_16F;
+    auto* xh = static_cast<uint16_t*>(act_half_.Ensure(size_t(x.rows * K) * sizeof(uint16_t), stream_));
+    cuda::LaunchPackHalf(x.data, x.rows, K, x.ld, KernelDType(w.dtype), xh, stream_);
+    CUBLAS_CHECK(cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, int(N), int(x.rows), int(K), &one, w.data, half,
+                              int(K), xh, half, int(K), &zero, out.data, CUDA_R_32F, int(out.ld),
+                              CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
   }
 
   void ConvPrefill(Mat xbc, int64_t n_seqs, int64_t seq_len, const int32_t* slots, const MixerDims& dims,
@@ -446,7 +451,7 @@ class CudaBackend final : public Backend {
   size_t read_sizes_[kQueuedReads] = {};
   uint64_t reads_queued_ = 0, reads_collected_ = 0;
   uint64_t scratch_generation_ = 0;
-  Scratch ssd_scratch_{&scratch_generation_}, act_bf16_{&scratch_generation_}, aside_{&scratch_generation_};
+  Scratch ssd_scratch_{&scratch_generation_}, act_half_{&scratch_generation_}, aside_{&scratch_generation_};
   std::mutex mu_;
   std::vector<void*> owned_;  // prepared weights
 };
@@ -458,6 +463,7 @@ const char* CudaMatMulName(CudaMatMul m) {
     case CudaMatMul::kFp32: return "fp32";
     case CudaMatMul::kTf32: return "tf32";
     case CudaMatMul::kBf16: return "bf16";
+    case CudaMatMul::kFp16: return "fp16";
   }
   return "?";
 }
@@ -466,7 +472,8 @@ Result<CudaMatMul> ParseCudaMatMul(const std::string& s) {
   if (s == "fp32") return CudaMatMul::kFp32;
   if (s == "tf32") return CudaMatMul::kTf32;
   if (s == "bf16") return CudaMatMul::kBf16;
-  return Status::Error("CUDA matmul mode '" + s + "' is not one of fp32, tf32, bf16");
+  if (s == "fp16") return CudaMatMul::kFp16;
+  return Status::Error("CUDA matmul mode '" + s + "' is not one of fp32, tf32, bf16, fp16");
 }
 
 Result<CudaBackendOptions> CudaOptionsFromEnv() {

@@ -16,6 +16,7 @@ enum class CudaMatMul {
   kFp32,  // fp32 weights (converted once), fp32 GEMM without TF32: matches ref to ~1e-6
   kTf32,  // fp32 weights, TF32 tensor-core GEMM with fp32 accumulation
   kBf16,  // bf16 weights (converted once), activations rounded to bf16 per GEMM, fp32 accumulation
+  kFp16,  // the same with fp16 (10-bit mantissa, range to 65504)
 };
 
 struct CudaBackendOptions {
@@ -25,9 +26,9 @@ struct CudaBackendOptions {
 };
 
 const char* CudaMatMulName(CudaMatMul m);
-Result<CudaMatMul> ParseCudaMatMul(const std::string& s);  // "fp32" | "tf32" | "bf16"
+Result<CudaMatMul> ParseCudaMatMul(const std::string& s);  // "fp32" | "tf32" | "bf16" | "fp16"
 
-// From the environment: MAMBA2_CUDA_MATMUL (fp32|tf32|bf16, default fp32),
+// From the environment: MAMBA2_CUDA_MATMUL (fp32|tf32|bf16|fp16, default fp32),
 // MAMBA2_CUDA_DEVICE (default 0) and MAMBA2_CUDA_GRAPHS (1 default, 0 off). An unparsable value
 // is an error naming the variable.
 Result<CudaBackendOptions> CudaOptionsFromEnv();

@@ -19,17 +19,20 @@ __global__ void ToF32Kernel(const void* src, int dtype, float* dst, int64_t n) {
     dst[i] = LoadWeight(src, dtype, i);
 }
 
-__global__ void ToBf16Kernel(const void* src, int dtype, uint16_t* dst, int64_t n) {
+// f32 -> bf16 or f16 (half: cuda_args::kBF16 or kF16), round to nearest even.
+M2_HD uint16_t ToHalf(float v, int half) { return half == cuda_args::kBF16 ? F32ToBF16(v) : F32ToF16(v); }
+
+__global__ void ToHalfKernel(const void* src, int dtype, int half, uint16_t* dst, int64_t n) {
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
-    dst[i] = F32ToBF16(LoadWeight(src, dtype, i));
+    dst[i] = ToHalf(LoadWeight(src, dtype, i), half);
 }
 
-// Packs the view x [rows, cols] (row stride ld) into a dense bf16 [rows, cols] for the GEMM.
-__global__ void PackBf16Kernel(const float* x, int64_t rows, int64_t cols, int64_t ld, uint16_t* out) {
+// Packs the view x [rows, cols] (row stride ld) into a dense bf16 / f16 [rows, cols] for the GEMM.
+__global__ void PackHalfKernel(const float* x, int64_t rows, int64_t cols, int64_t ld, int half, uint16_t* out) {
   const int64_t n = rows * cols;
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t r = i / cols, c = i - r * cols;
-    out[i] = F32ToBF16(x[r * ld + c]);
+    out[i] = ToHalf(x[r * ld + c], half);
   }
 }
 
@@ -43,15 +46,15 @@ void LaunchToF32(const void* src, int dtype, float* dst, int64_t n, cudaStream_t
   M2_LAUNCH(ToF32Kernel, dim3(GridFor(n)), dim3(kBlock), stream, src, dtype, dst, n);
 }
 
-void LaunchToBf16(const void* src, int dtype, uint16_t* dst, int64_t n, cudaStream_t stream) {
+void LaunchToHalf(const void* src, int dtype, int half, uint16_t* dst, int64_t n, cudaStream_t stream) {
   if (n <= 0) return;
-  M2_LAUNCH(ToBf16Kernel, dim3(GridFor(n)), dim3(kBlock), stream, src, dtype, dst, n);
+  M2_LAUNCH(ToHalfKernel, dim3(GridFor(n)), dim3(kBlock), stream, src, dtype, half, dst, n);
 }
 
-void LaunchPackBf16(const float* x, int64_t rows, int64_t cols, int64_t ld, uint16_t* out,
+void LaunchPackHalf(const float* x, int64_t rows, int64_t cols, int64_t ld, int half, uint16_t* out,
                     cudaStream_t stream) {
   if (rows * cols <= 0) return;
-  M2_LAUNCH(PackBf16Kernel, dim3(GridFor(rows * cols)), dim3(kBlock), stream, x, rows, cols, ld, out);
+  M2_LAUNCH(PackHalfKernel, dim3(GridFor(rows * cols)), dim3(kBlock), stream, x, rows, cols, ld, half, out);
 }
 
 // ---- embedding and norms: one block per row -----------------------------------------------------

@@ -15,9 +15,11 @@ namespace mamba2::cuda {
 void LaunchFill(float* dst, float value, int64_t n, cudaStream_t stream);
 // dtype: cuda_args::WDType of src.
 void LaunchToF32(const void* src, int dtype, float* dst, int64_t n, cudaStream_t stream);
-void LaunchToBf16(const void* src, int dtype, uint16_t* dst, int64_t n, cudaStream_t stream);
-// x [rows, cols] with row stride ld -> dense bf16 [rows, cols].
-void LaunchPackBf16(const float* x, int64_t rows, int64_t cols, int64_t ld, uint16_t* out, cudaStream_t stream);
+// half: cuda_args::kBF16 or kF16, the 16-bit format to convert to.
+void LaunchToHalf(const void* src, int dtype, int half, uint16_t* dst, int64_t n, cudaStream_t stream);
+// x [rows, cols] with row stride ld -> dense bf16 / f16 [rows, cols].
+void LaunchPackHalf(const float* x, int64_t rows, int64_t cols, int64_t ld, int half, uint16_t* out,
+                    cudaStream_t stream);
 
 void LaunchEmbed(const int32_t* ids, int64_t n, const void* table, int dtype, int64_t d, float* out,
                  int64_t out_ld, cudaStream_t stream);
