@@ -80,7 +80,8 @@ class Scratch {
 };
 
 // A captured CUDA graph of some ops. Launch re-captures first when a scratch buffer the graph
-// may address has moved since (the ops then run on the new buffers).
+// may address has moved since (the ops then run on the new buffers). Should the driver refuse
+// the capture, the recording says so once and launches the ops one by one from then on.
 class CudaRecording final : public Recording {
  public:
   CudaRecording(cudaStream_t stream, const uint64_t* generation, std::function<void()> ops)
@@ -89,22 +90,43 @@ class CudaRecording final : public Recording {
     if (exec_) cudaGraphExecDestroy(exec_);
   }
   void Launch() override {
-    if (!exec_ || captured_at_ != *generation_) Capture();
+    if (!fallback_ && (!exec_ || captured_at_ != *generation_) && !Capture()) fallback_ = true;
+    if (fallback_) {
+      ops_();
+      return;
+    }
     CUDA_CHECK(cudaGraphLaunch(exec_, stream_));
   }
 
  private:
-  void Capture() {
+  bool Capture() {
     if (exec_) CUDA_CHECK(cudaGraphExecDestroy(exec_));
     exec_ = nullptr;
     // Thread-local mode: another host thread's unrelated CUDA calls do not break the capture.
-    CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+    cudaError_t e = cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal);
+    if (e != cudaSuccess) return Refused("cudaStreamBeginCapture", e);
     ops_();
     cudaGraph_t graph = nullptr;
-    CUDA_CHECK(cudaStreamEndCapture(stream_, &graph));
-    CUDA_CHECK(cudaGraphInstantiate(&exec_, graph, 0));
-    CUDA_CHECK(cudaGraphDestroy(graph));
+    e = cudaStreamEndCapture(stream_, &graph);
+    if (e != cudaSuccess) {
+      if (graph) cudaGraphDestroy(graph);
+      return Refused("cudaStreamEndCapture", e);
+    }
+    e = cudaGraphInstantiate(&exec_, graph, 0);
+    cudaGraphDestroy(graph);
+    if (e != cudaSuccess) {
+      exec_ = nullptr;
+      return Refused("cudaGraphInstantiate", e);
+    }
     captured_at_ = *generation_;
+    return true;
+  }
+
+  static bool Refused(const char* what, cudaError_t e) {
+    cudaGetLastError();  // not sticky: clear it so that later checks see only their own errors
+    std::fprintf(stderr, "cuda: recording a decode step failed at %s (%s); launching its kernels one by one\n", what,
+                 cudaGetErrorString(e));
+    return false;
   }
 
   cudaStream_t stream_;
@@ -112,6 +134,7 @@ class CudaRecording final : public Recording {
   std::function<void()> ops_;
   cudaGraphExec_t exec_ = nullptr;
   uint64_t captured_at_ = 0;
+  bool fallback_ = false;
 };
 
 class CudaBackend final : public Backend {
