@@ -156,30 +156,33 @@ class Backend {
   // A read of up to kMaxQueuedRead bytes that does not wait for the queue: QueueRead returns a
   // ticket at once, CollectRead(ticket, dst) waits for the work queued before the read and copies
   // the bytes out. At most kQueuedReads reads may be outstanding. It lets the host handle one
-  // decode step's token while the backend already runs the next. Host backends, which run ops
-  // as they are issued, copy at once.
+  // decode step's token while the backend already runs the next. The tickets live here; where
+  // the bytes land is the backend's (StartRead / FinishRead).
   static constexpr size_t kMaxQueuedRead = 64;
   static constexpr int kQueuedReads = 8;
-  virtual uint64_t QueueRead(const void* src, size_t bytes) {
+  uint64_t QueueRead(const void* src, size_t bytes) {
     CHECK(bytes <= kMaxQueuedRead && next_read_ - collected_ < uint64_t(kQueuedReads));
-    QueuedRead& r = reads_[next_read_ % kQueuedReads];
-    CopyToHost(r.bytes, src, bytes);
-    r.size = bytes;
+    const int slot = int(next_read_ % kQueuedReads);
+    read_sizes_[slot] = bytes;
+    StartRead(slot, src, bytes);
     return next_read_++;
   }
-  virtual void CollectRead(uint64_t ticket, void* host_dst) {
+  void CollectRead(uint64_t ticket, void* host_dst) {
     CHECK(ticket < next_read_ && ticket + kQueuedReads >= next_read_);
-    const QueuedRead& r = reads_[ticket % kQueuedReads];
-    std::memcpy(host_dst, r.bytes, r.size);
+    const int slot = int(ticket % kQueuedReads);
+    std::memcpy(host_dst, FinishRead(slot), read_sizes_[slot]);
     if (ticket >= collected_) collected_ = ticket + 1;
   }
 
+ protected:
+  // Read `slot` of the ring: StartRead queues the copy of `bytes` from src, FinishRead waits for
+  // it and returns where the bytes are. Host backends run ops as issued and copy at once.
+  virtual void StartRead(int slot, const void* src, size_t bytes) { CopyToHost(host_reads_[slot], src, bytes); }
+  virtual const void* FinishRead(int slot) { return host_reads_[slot]; }
+
  private:
-  struct QueuedRead {
-    unsigned char bytes[kMaxQueuedRead];
-    size_t size = 0;
-  };
-  QueuedRead reads_[kQueuedReads];
+  unsigned char host_reads_[kQueuedReads][kMaxQueuedRead];
+  size_t read_sizes_[kQueuedReads] = {};
   uint64_t next_read_ = 0, collected_ = 0;
 };
 

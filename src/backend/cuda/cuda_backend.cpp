@@ -7,7 +7,6 @@
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
 
-#include <algorithm>
 #include <climits>
 #include <cstdint>
 #include <cstdio>
@@ -380,28 +379,23 @@ class CudaBackend final : public Backend {
     cuda::LaunchPick(logits, ld, n_rows, p, draw, out_ids, stream_);
   }
 
-  // Each read lands in its own slot of a pinned ring, its completion marked by an event.
-  uint64_t QueueRead(const void* src, size_t bytes) override {
-    Current();
-    CHECK(bytes <= kMaxQueuedRead && reads_queued_ - reads_collected_ < uint64_t(kQueuedReads));
-    const size_t slot = size_t(reads_queued_ % kQueuedReads);
-    CUDA_CHECK(cudaMemcpyAsync(read_ring_ + slot * kMaxQueuedRead, src, bytes, cudaMemcpyDeviceToHost, stream_));
-    CUDA_CHECK(cudaEventRecord(read_events_[slot], stream_));
-    read_sizes_[slot] = bytes;
-    return reads_queued_++;
-  }
-  void CollectRead(uint64_t ticket, void* host_dst) override {
-    CHECK(ticket < reads_queued_ && ticket + kQueuedReads >= reads_queued_);
-    const size_t slot = size_t(ticket % kQueuedReads);
-    CUDA_CHECK(cudaEventSynchronize(read_events_[slot]));
-    std::memcpy(host_dst, read_ring_ + slot * kMaxQueuedRead, read_sizes_[slot]);
-    reads_collected_ = std::max(reads_collected_, ticket + 1);
-  }
-
   std::unique_ptr<Recording> Record(std::function<void()> ops) override {
     Current();
     if (!graphs_) return Backend::Record(std::move(ops));
     return std::make_unique<CudaRecording>(stream_, &scratch_generation_, std::move(ops));
+  }
+
+ protected:
+  // Each queued read lands in its own slot of a pinned ring, its completion marked by an event.
+  void StartRead(int slot, const void* src, size_t bytes) override {
+    Current();
+    CUDA_CHECK(cudaMemcpyAsync(read_ring_ + size_t(slot) * kMaxQueuedRead, src, bytes, cudaMemcpyDeviceToHost,
+                               stream_));
+    CUDA_CHECK(cudaEventRecord(read_events_[slot], stream_));
+  }
+  const void* FinishRead(int slot) override {
+    CUDA_CHECK(cudaEventSynchronize(read_events_[slot]));
+    return read_ring_ + size_t(slot) * kMaxQueuedRead;
   }
 
  private:
@@ -471,8 +465,6 @@ class CudaBackend final : public Backend {
   void* bounce_ = nullptr;  // [kBounceBytes] pinned host memory for small reads
   unsigned char* read_ring_ = nullptr;  // [kQueuedReads, kMaxQueuedRead] pinned, for QueueRead
   cudaEvent_t read_events_[kQueuedReads] = {};
-  size_t read_sizes_[kQueuedReads] = {};
-  uint64_t reads_queued_ = 0, reads_collected_ = 0;
   uint64_t scratch_generation_ = 0;
   Scratch ssd_scratch_{&scratch_generation_}, act_half_{&scratch_generation_}, aside_{&scratch_generation_};
   std::mutex mu_;
