@@ -53,9 +53,10 @@ Result<GenerateResult> Generator::Generate(const std::vector<int32_t>& prompt, c
   if (sp.n_valid < 0) sp.n_valid = int32_t(std::min<int64_t>(V, tokenizer_ ? tokenizer_->vocab_size() : V));
   // The backend picks whenever the rule covers the parameters (all but a repetition penalty,
   // which needs the history): then no logits cross to the host.
-  Result<PickParams> pick = o.pick_on_backend ? PickParamsFrom(sp, std::min<int32_t>(sp.n_valid, int32_t(V)))
-                                              : Result<PickParams>(Status::Error("host sampling asked for"));
-  r.picked_on_backend = pick.ok();
+  std::optional<PickParams> pick;
+  if (o.pick_on_backend)
+    if (Result<PickParams> p = PickParamsFrom(sp, std::min<int32_t>(sp.n_valid, int32_t(V))); p.ok()) pick = *p;
+  r.picked_on_backend = pick.has_value();
   std::vector<float> logits(r.picked_on_backend ? 0 : static_cast<size_t>(V));  // [vocab_rows]
   std::optional<Sampler> sampler;
   if (!r.picked_on_backend) sampler.emplace(sp);

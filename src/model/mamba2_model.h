@@ -98,23 +98,19 @@ class Mamba2Model {
   // time, relaunched after that.
   struct RecordedStep {
     std::unique_ptr<Recording> recording;
-    int64_t generation = -1;  // ws_generation_ it was run or recorded at
-    bool warm = false;
+    int64_t generation = -1;  // ws_generation_ of its last unrecorded run
   };
   // A template, so that a relaunch does not build a std::function (an allocation) per step.
   template <typename Ops>
   void RunRecorded(RecordedStep& step, Ops&& ops) {
-    if (step.recording && step.generation == ws_generation_) {
-      step.recording->Launch();
-    } else if (!step.warm || step.generation != ws_generation_) {
+    if (step.generation != ws_generation_) {
       step.recording.reset();
       ops();
-      step.warm = true;
       step.generation = ws_generation_;
-    } else {
-      step.recording = backend_->Record(std::function<void()>(ops));
-      step.recording->Launch();
+      return;
     }
+    if (!step.recording) step.recording = backend_->Record(std::function<void()>(ops));
+    step.recording->Launch();
   }
   float* Device(size_t n_floats);  // a backend allocation owned by the model
 
