@@ -260,27 +260,26 @@ int RunBench(BenchArgs a) {
   if (!choice.ok()) return Fail(choice.status());
   rep.backend = choice->backend->name();
   rep.compute = choice->compute;
-  rep.matrix_dtype = rep.compute == "bf16"  ? "bf16"
-                     : rep.compute == "f16" ? "f16"
-                                            : (choice->host ? DTypeName(weights) : "f32");
-  rep.decode_bytes = CountDecodeBytes(config, rep.matrix_dtype == "bf16"  ? DType::BF16
-                                              : rep.matrix_dtype == "f16" ? DType::F16
-                                                                          : DType::F32);
+  // What the matmuls read: the compute dtype when it is 16-bit, else the stored dtype on the
+  // cpu (which reads weights as stored) and fp32 on cuda (which converts them once).
+  const DType compute = rep.compute == "bf16" ? DType::BF16 : rep.compute == "f16" ? DType::F16 : DType::F32;
+  const DType matrix = compute != DType::F32 ? compute : choice->host ? weights : DType::F32;
+  rep.matrix_dtype = DTypeName(matrix);
+  rep.decode_bytes = CountDecodeBytes(config, matrix);
 
   // ---- the machine's limits, before the model's first pass ---------------------------------
   if (!a.no_limits) {
     std::fprintf(stderr, "measuring machine limits...\n");
-    const DType gemm_dtype = rep.compute == "bf16" ? DType::BF16 : rep.compute == "f16" ? DType::F16 : DType::F32;
     if (choice->host) {
       // 2048 x 4096 x 2048: large enough for the library's best blocking, ~0.3 s on two cores.
       const int64_t m = 2048, n = 4096, k = 2048;
       rep.gemm_problem = "2048 x 4096 x 2048";
       rep.read_bandwidth_start_bytes_per_s = MeasureReadBandwidth(threads, size_t(1) << 29, 7);
-      rep.gemm_library_flops_per_s = MeasureCpuGemmPeak(gemm_dtype, threads, m, n, k, 3);
-      rep.gemm_engine_flops_per_s = MeasureBackendMatMul(choice->make, gemm_dtype, m, n, k, 3);
+      rep.gemm_library_flops_per_s = MeasureCpuGemmPeak(compute, threads, m, n, k, 3);
+      rep.gemm_engine_flops_per_s = MeasureBackendMatMul(choice->make, compute, m, n, k, 3);
     } else {
       rep.gemm_problem = "8192 x 8192 x 8192";
-      rep.gemm_engine_flops_per_s = MeasureBackendMatMul(choice->make, gemm_dtype, 8192, 8192, 8192, 5);
+      rep.gemm_engine_flops_per_s = MeasureBackendMatMul(choice->make, compute, 8192, 8192, 8192, 5);
 #if defined(MAMBA2_HAVE_CUDA)
       // 4 GiB: far beyond the 50-60 MB L2 of a Hopper card.
       auto bw = MeasureCudaReadBandwidth(choice->cuda_device, size_t(4) << 30, 10);

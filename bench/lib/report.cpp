@@ -15,6 +15,9 @@ const PrefillRun* Headline(const BenchReport& r) {
 
 double Frac(double a, double b) { return b > 0 ? a / b : 0.0; }
 
+// A limit figure, or null when it was not measured (0).
+nlohmann::json MeasuredOrNull(double v) { return v > 0 ? nlohmann::json(v) : nlohmann::json(); }
+
 }  // namespace
 
 void PrintTable(std::FILE* f, const BenchReport& r) {
@@ -120,12 +123,10 @@ std::string ToJson(const BenchReport& r) {
   j["gemm_library_flops_per_s"] = r.gemm_library_flops_per_s;
   j["gemm_engine_matmul_flops_per_s"] = r.gemm_engine_flops_per_s;
   j["gemm_problem"] = r.gemm_problem;
-  j["read_bandwidth_bytes_per_s"] = r.read_bandwidth_bytes_per_s > 0 ? json(r.read_bandwidth_bytes_per_s) : json();
-  j["nominal_bf16_flops_per_s"] = r.nominal_bf16_flops_per_s > 0 ? json(r.nominal_bf16_flops_per_s) : json();
-  j["nominal_bandwidth_bytes_per_s"] =
-      r.nominal_bandwidth_bytes_per_s > 0 ? json(r.nominal_bandwidth_bytes_per_s) : json();
-  j["read_bandwidth_start_bytes_per_s"] =
-      r.read_bandwidth_start_bytes_per_s > 0 ? json(r.read_bandwidth_start_bytes_per_s) : json();
+  j["read_bandwidth_bytes_per_s"] = MeasuredOrNull(r.read_bandwidth_bytes_per_s);
+  j["nominal_bf16_flops_per_s"] = MeasuredOrNull(r.nominal_bf16_flops_per_s);
+  j["nominal_bandwidth_bytes_per_s"] = MeasuredOrNull(r.nominal_bandwidth_bytes_per_s);
+  j["read_bandwidth_start_bytes_per_s"] = MeasuredOrNull(r.read_bandwidth_start_bytes_per_s);
   j["read_bandwidth_samples_at_decode"] = r.runs.decode_rep_bandwidth;
 
   json by_tokens = json::object();
