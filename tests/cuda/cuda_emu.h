@@ -9,7 +9,8 @@
 // pass (divergent __syncthreads) aborts with a message. Not emulated: timing, memory spaces
 // (everything is host memory), atomics, and shared memory being uninitialised between blocks.
 //
-// Include this, then define M2_KERNEL_NS as cuda_emu and include the kernel sources.
+// Include this, then define M2_KERNEL_NS as cuda_emu and include the kernel sources, then
+// cuda_emu_end.h to drop the CUDA keyword macros again.
 #pragma once
 
 #include <ucontext.h>

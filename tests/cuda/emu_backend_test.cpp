@@ -41,11 +41,7 @@ __global__ void SumKernel(float* out) {
 
 }  // namespace mamba2::cuda_emu
 
-#undef __global__
-#undef __device__
-#undef __host__
-#undef __forceinline__
-#undef __shared__
+#include "cuda/cuda_emu_end.h"
 
 namespace mamba2::testing {
 namespace {

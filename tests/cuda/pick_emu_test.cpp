@@ -21,11 +21,7 @@
 #define M2_KERNEL_NS cuda_emu
 #include "backend/cuda/sample.cuh"
 
-#undef __global__
-#undef __device__
-#undef __host__
-#undef __forceinline__
-#undef __shared__
+#include "cuda/cuda_emu_end.h"
 
 namespace mamba2::testing {
 
