@@ -41,11 +41,28 @@ M2_DEVICE double DtValue(float raw, float bias, float dt_min, float dt_max) {
   return dt;
 }
 
-M2_DEVICE float WarpSum(float v) {
+struct SumOp {
+  template <typename T>
+  M2_HD T operator()(T a, T b) const { return a + b; }
+};
+struct MinOp {
+  template <typename T>
+  M2_HD T operator()(T a, T b) const { return b < a ? b : a; }
+};
+struct MaxOp {
+  template <typename T>
+  M2_HD T operator()(T a, T b) const { return a < b ? b : a; }
+};
+
+// Butterfly: every lane ends with the same value (the pairs combine the same operands).
+template <typename T, typename Op>
+M2_DEVICE T WarpAllReduce(T v, Op op) {
   M2_UNROLL
-  for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
+  for (int off = 16; off > 0; off >>= 1) v = op(v, __shfl_xor_sync(0xffffffffu, v, off));
   return v;
 }
+
+M2_DEVICE float WarpSum(float v) { return WarpAllReduce(v, SumOp{}); }
 
 // Sum over the block; every thread gets the total. Every thread of the block must call it.
 M2_DEVICE float BlockSum(float v) {

@@ -39,27 +39,6 @@ constexpr int kPickRank = 64;      // window elements ranked directly
 
 // ---- block primitives ------------------------------------------------------------------------
 
-struct PickSumOp {
-  template <typename T>
-  M2_HD T operator()(T a, T b) const { return a + b; }
-};
-struct PickMinOp {
-  template <typename T>
-  M2_HD T operator()(T a, T b) const { return b < a ? b : a; }
-};
-struct PickMaxOp {
-  template <typename T>
-  M2_HD T operator()(T a, T b) const { return a < b ? b : a; }
-};
-
-// Butterfly: every lane ends with the same value (the pairs combine the same operands).
-template <typename T, typename Op>
-M2_DEVICE T WarpAllReduce(T v, Op op) {
-  M2_UNROLL
-  for (int off = 16; off > 0; off >>= 1) v = op(v, __shfl_xor_sync(0xffffffffu, v, off));
-  return v;
-}
-
 // Reduction over the block, every thread gets the result; the warps' partials are combined in
 // warp order, so sums are deterministic. Every thread of the block must call it.
 template <typename T, typename Op>
@@ -362,7 +341,7 @@ M2_DEVICE uint32_t PickRankFinish(const uint32_t* pool_key, const double* pool_w
       if (rank_key[f] >= c) g += rank_w[f];
     if (g >= goal && c > best) best = c;
   }
-  return BlockAllReduce(best, PickMaxOp());
+  return BlockAllReduce(best, MaxOp());
 }
 
 // The largest key c in [lo, hi) with G(c) >= goal. kMass false: G counts the keys >= c and
@@ -437,7 +416,7 @@ __global__ void PickKernel(const float* logits, int64_t ld, PickParams p, const 
     const uint64_t v = (uint64_t(PickKey(row[i])) << 32) | uint64_t(~uint32_t(i));
     best = v > best ? v : best;
   }
-  best = BlockAllReduce(best, PickMaxOp());
+  best = BlockAllReduce(best, MaxOp());
   const uint32_t key_max = uint32_t(best >> 32);
   const int id_max = int(~uint32_t(best));
   const float temperature = p.temperature;
@@ -455,7 +434,7 @@ __global__ void PickKernel(const float* logits, int64_t ld, PickParams p, const 
       const uint32_t lowest = PickLowestKey(key_max, PickXAtLeast{temperature, kPickKeyPosInf});
       for (int i = t; i < n; i += int(blockDim.x))
         if (PickKey(row[i]) >= lowest && i < first) first = i;
-      first = BlockAllReduce(first, PickMinOp());
+      first = BlockAllReduce(first, MinOp());
     }
     if (t == 0) out_ids[blockIdx.x] = first;
     return;
@@ -494,8 +473,8 @@ __global__ void PickKernel(const float* logits, int64_t ld, PickParams p, const 
         last = i;
       }
     }
-    mass = WarpAllReduce(mass, PickSumOp());
-    last = WarpAllReduce(last, PickMaxOp());
+    mass = WarpAllReduce(mass, SumOp());
+    last = WarpAllReduce(last, MaxOp());
     if (lane == 0) {
       warp_mass[warp] = mass;
       warp_last[warp] = last;
@@ -560,7 +539,7 @@ __global__ void PickKernel(const float* logits, int64_t ld, PickParams p, const 
       }
     }
   }
-  cand = BlockAllReduce(cand, PickMinOp());
+  cand = BlockAllReduce(cand, MinOp());
   if (t == 0) out_ids[blockIdx.x] = cand < n ? cand : warp_last[owner];
 }
 
