@@ -10,6 +10,9 @@
 
 #include "backend/cuda/cuda_backend.h"
 
+#define M2_KERNEL_NS cuda
+#include "backend/cuda/device_common.cuh"
+
 namespace mamba2 {
 namespace {
 
@@ -32,7 +35,7 @@ __global__ void ReadSumKernel(const float4* __restrict__ p, size_t n, float* par
     acc += a.x + a.y + a.z + a.w;
   }
   __shared__ float warp_sums[32];
-  for (int off = 16; off > 0; off >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, off);
+  acc = cuda::WarpSum(acc);
   if ((threadIdx.x & 31) == 0) warp_sums[threadIdx.x >> 5] = acc;
   __syncthreads();
   if (threadIdx.x == 0) {
