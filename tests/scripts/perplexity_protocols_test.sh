@@ -36,10 +36,10 @@ art = (" = Synthetic Edge Cases = \n \n"
 with open(sys.argv[1], "a", encoding="utf-8") as f:
     f.write(art)
 EOF
-tail -c 6000 "$ROOT/../shared/data/tinyshakespeare.txt" > "$T/plain.txt" 2>/dev/null || cp "$T/wiki.txt" "$T/plain.txt"
+SHK=$ROOT/../shared/data/tinyshakespeare.txt
+tail -c 6000 "$SHK" > "$T/plain.txt" 2>/dev/null || cp "$T/wiki.txt" "$T/plain.txt"
 # In-domain text for the bundled model: three scenes of the held-out last 10% of Tiny
 # Shakespeare (train_tiny.py never trained on it), each under a WikiText heading.
-SHK=$ROOT/../shared/data/tinyshakespeare.txt
 if [ -f "$SHK" ]; then
   $PY - "$SHK" "$T/shakespeare_articles.txt" <<'EOF'
 import sys
@@ -64,7 +64,7 @@ cp "$T/tok.json" "$T/rnd/tokenizer.json"
 # compare NAME CPP_JSON REF_JSON
 compare() {
   $PY - "$@" <<'EOF'
-import json, math, sys
+import json, sys
 name, a, b = sys.argv[1], json.load(open(sys.argv[2])), json.load(open(sys.argv[3]))
 bad = []
 for k in ("n_scored", "n_words", "n_bytes"):
