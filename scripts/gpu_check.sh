@@ -237,29 +237,33 @@ BENCH_T=${GPU_CHECK_TIMEOUT_BENCH:-120}
 if [ -x "$MAMBA2" ] && "$MAMBA2" --help 2>&1 | grep -qE '^[[:space:]]+bench([[:space:]]|$)'; then
   declare -a ROWS=()
   # The issue's targets first (2.7B bf16: prefill of 4096, decode, contexts to 16k), then fp32.
-  for run in "2.7b bf16" "130m fp32" "130m bf16" "130m bf16 nographs" "2.7b fp32"; do
-    read -r shape mode graphs <<<"$run"
+  # A variant repeats a decode with one feature off, to measure what it brings: "nogemv" the
+  # 16-bit decode products on cuBLAS instead of gemv.cuh, "nographs" every step's kernels
+  # launched one by one instead of a CUDA graph.
+  for run in "2.7b bf16" "130m fp32" "130m bf16" "2.7b bf16 nogemv" "130m bf16 nographs" "2.7b fp32"; do
+    read -r shape mode variant <<<"$run"
+    label="$mode${variant:+/$variant}"
     if [ $(($(date +%s) - T_START + BENCH_T)) -gt "$BUDGET" ]; then
-      ROWS+=("$(printf '%-6s %-5s %s' "$shape" "$mode${graphs:+/no graphs}" "skipped: time budget (GPU_CHECK_BUDGET=$BUDGET s)")")
+      ROWS+=("$(printf '%-6s %-14s %s' "$shape" "$label" "skipped: time budget (GPU_CHECK_BUDGET=$BUDGET s)")")
       continue
     fi
-    # "nographs": the same decode with every step's kernels launched one by one (what graphs save).
-    name=${shape}_$mode${graphs:+_$graphs}
+    name=${shape}_$mode${variant:+_$variant}
     args=(--backend cuda --shape "$shape" --json "$LOG_DIR/bench_$name.json")
     [ "$mode" = bf16 ] && args+=(--dtype bf16)
-    [ "$shape" = 2.7b ] && args+=(--prefill 512,4096 --context 128,4096,16384)
-    [ -n "$graphs" ] && args+=(--prefill 0 --context 0)
+    [ "$shape" = 2.7b ] && [ -z "$variant" ] && args+=(--prefill 512,4096 --context 128,4096,16384)
+    [ -n "$variant" ] && args+=(--prefill 0 --context 0)
     t0=$(date +%s%N)
-    MAMBA2_CUDA_GRAPHS=$([ -n "$graphs" ] && echo 0 || echo 1) MAMBA2_CUDA_MATMUL=$mode \
+    MAMBA2_CUDA_GRAPHS=$([ "$variant" = nographs ] && echo 0 || echo 1) \
+      MAMBA2_CUDA_GEMV=$([ "$variant" = nogemv ] && echo 0 || echo 1) MAMBA2_CUDA_MATMUL=$mode \
       timeout "$BENCH_T" "$MAMBA2" bench "${args[@]}" >"$LOG_DIR/bench_$name.log" 2>&1
     rc=$?
     dt=$(awk -v a="$t0" -v b="$(date +%s%N)" 'BEGIN { printf "%.1f", (b - a) / 1e9 }')
-    echo "--- MAMBA2_CUDA_MATMUL=$mode${graphs:+ MAMBA2_CUDA_GRAPHS=0} mamba2 bench ${args[*]} (exit $rc, ${dt}s)"
+    echo "--- MAMBA2_CUDA_MATMUL=$mode${variant:+ ($variant)} mamba2 bench ${args[*]} (exit $rc, ${dt}s)"
     tail -22 "$LOG_DIR/bench_$name.log"
-    ROWS+=("$(printf '%-6s %-5s %s' "$shape" "$mode${graphs:+/no graphs}" "$(summarize "$LOG_DIR/bench_$name.json" "$rc" "$dt")")")
+    ROWS+=("$(printf '%-6s %-14s %s' "$shape" "$label" "$(summarize "$LOG_DIR/bench_$name.json" "$rc" "$dt")")")
   done
   echo
-  printf '%-6s %-5s %s\n' shape mode "prefill tok/s (of GEMM peak) | decode tok/s picked (of read bw) | logits-to-host | ctx flat | cached speedup"
+  printf '%-6s %-14s %s\n' shape mode "prefill tok/s (of GEMM peak) | decode tok/s picked (of read bw) | logits-to-host | ctx flat | cached speedup"
   for r in "${ROWS[@]}"; do echo "$r"; done
 else
   echo "mamba2 has no bench command yet (or no CLI binary): skipped"

@@ -185,12 +185,15 @@ inline uint64_t LaunchCount() { return detail::Sched().launches; }
 
 }  // namespace mamba2::cuda_emu
 
+#include "cuda/cuda_emu_wmma.h"
+
 // The spellings the kernel sources use.
 #define __global__
 #define __device__
 #define __host__
 #define __forceinline__ inline
 #define __shared__ static
+#define __align__(n) __attribute__((aligned(n)))
 #define M2_HD inline
 #define M2_DEVICE inline
 #define M2_UNROLL

@@ -6,3 +6,4 @@
 #undef __host__
 #undef __forceinline__
 #undef __shared__
+#undef __align__

@@ -24,6 +24,7 @@ constexpr double kTf32MatMulTol = 2e-3;   // TF32 operands (10-bit mantissa), fp
 constexpr double kBf16MatMulTol = 1e-2;   // bf16 operands, fp32 accumulation
 constexpr double kFp16MatMulTol = 2e-3;   // fp16 operands (10-bit mantissa), fp32 accumulation
 constexpr double kRoundedOracleTol = 1e-5;  // a 16-bit mode vs double sums of the same rounded operands
+constexpr double kTf32ScanTol = 1e-3;       // the tensor-core scan of the 16-bit and tf32 modes (TF32 products)
 
 enum class Mode { kFp32, kTf32, kBf16, kFp16 };
 
@@ -275,6 +276,41 @@ TEST(CudaMatMul, EmulatedHalfConversionKernels) {
     }
 }
 
+// Decode-sized products of the 16-bit modes go through gemv.cuh when the activation rows are
+// 16-byte aligned (x offset 4 floats, ld a multiple of 4) and K a multiple of 8; a misaligned view
+// (offset 3) and 9 rows take cuBLAS (the plain loop under the emulator). Either way the result is
+// that of the rounded operands.
+TEST(CudaMatMul, DecodeProductsOfThe16BitModes) {
+  struct Case { int64_t k, n; bool device_only; };
+  const Case cases[] = {{8, 5, false}, {264, 40, false}, {1032, 13, false}, {2560, 10576, true}, {5120, 2560, true}};
+  for (const bool device : {false, true})
+    for (DType half : {DType::BF16, DType::F16}) {
+      Backend* b = device ? Cuda(half == DType::BF16 ? Mode::kBf16 : Mode::kFp16) : Emu(half);
+      if (!b) continue;
+      for (const Case& c : cases) {
+        if (c.device_only && !device) continue;
+        for (int64_t rows : {1, 2, 3, 5, 8, 9})
+          for (int64_t pad_left : {4, 3}) {
+            if (!device && (rows == 9 || pad_left == 3) && c.k > 300) continue;  // the plain loop is slow
+            Rng rng(uint64_t(rows * 1000 + c.k + c.n + pad_left));
+            HostMat x = MakeHostMat(rows, c.k, pad_left, 4);
+            rng.Fill(x, -1.0f, 1.0f);
+            const float bound = 1.0f / std::sqrt(float(c.k));
+            StoredTensor w = Store(rng.UniformVec(size_t(c.n * c.k), -bound, bound), DType::BF16, Shape{c.n, c.k});
+            std::vector<float> w_values(size_t(c.n * c.k));
+            for (size_t i = 0; i < w_values.size(); ++i) w_values[i] = LoadAsF32(w.view.data, DType::BF16, i);
+            const HostMat out0 = MakeHostMat(rows, c.n, 1, 3);
+            const MatMulRun got = RunMatMul(*b, x, w, out0);
+            const std::string what = std::string(device ? "cuda " : "emu ") + DTypeName(half) + " rows" +
+                                     std::to_string(rows) + " k" + std::to_string(c.k) + " n" + std::to_string(c.n) +
+                                     " x offset " + std::to_string(pad_left);
+            ExpectClose(got.out, RoundedOracle(x, w_values, c.n, half), kRoundedOracleTol, what);
+            ExpectPaddingIntact(got.out_mat, what);
+          }
+      }
+    }
+}
+
 // ---- conv ------------------------------------------------------------------------------------------
 
 struct ConvCase {
@@ -397,6 +433,33 @@ TEST_P(CudaOps, SsdClampedDtAndYOverX) {
     ExpectClose(got.first, want.first, kFp32Tol, what + " y");
     ExpectClose(got.second, want.second, kFp32Tol, what + " ssm_state");
   }
+}
+
+// The 16-bit and tf32 modes run the scan's products on the tensor cores (ssd_tc.cuh): the same
+// cases as SsdPrefillAndStep, against ref at the TF32 bound. The state passing and the cumsum are
+// the fp32 kernels', so the bound covers the rounding of the products' operands only.
+TEST_P(CudaOps, SsdPrefillOnTensorCores) {
+  const bool emu = GetParam() != "cuda";
+  Backend* b = emu ? Emu(DType::BF16) : Cuda(Mode::kBf16);
+  if (!b) GTEST_SKIP() << "no CUDA device";
+  double largest = 0.0;
+  for (const ScanCase& c : ScanCases()) {
+    // The emulator runs each warp-wide product once per lane: it takes several sequences only
+    // where they are short.
+    if (emu && (!c.emu || (c.n_seqs > 1 && c.seq_len > 20 && !c.strong_decay))) continue;
+    const MixerData d = MakeMixerData(c.shape, c.n_seqs, c.seq_len,
+                                      uint64_t(c.seq_len * 131 + c.chunk * 7 + c.n_seqs + c.shape.n_groups * 1000),
+                                      c.strong_decay);
+    const std::string what = GetParam() + " tensor cores " + ScanName(c);
+    const ScanResult want = RunScan(Ref(), d, true, c.chunk);
+    const ScanResult got = RunScan(*b, d, true, c.chunk);
+    ExpectClose(got.y.Values(), want.y.Values(), kTf32ScanTol, what + " SsdPrefill y");
+    ExpectClose(got.ssm_state, want.ssm_state, kTf32ScanTol, what + " SsdPrefill ssm_state");
+    ExpectPaddingIntact(got.y, what + " SsdPrefill y");
+    largest = std::max(largest, RelL2(got.y.Values(), want.y.Values()));
+  }
+  // TF32 operands cannot reproduce fp32 sums: an error this small means the fp32 kernels ran.
+  EXPECT_GT(largest, 1e-5) << "the 16-bit mode's scan agrees with ref like the fp32 kernels";
 }
 
 INSTANTIATE_TEST_SUITE_P(Targets, CudaOps, ::testing::Values(std::string("cuda"), std::string("emu")), TargetName);

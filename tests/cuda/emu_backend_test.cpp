@@ -3,8 +3,10 @@
 // barrier, which is what makes a pass of the kernels under it meaningful.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
 #include <memory>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -18,6 +20,7 @@
 #include "cuda/cuda_emu.h"
 #define M2_KERNEL_NS cuda_emu
 #include "backend/cuda/elementwise.cuh"
+#include "backend/cuda/gemv.cuh"
 #include "backend/cuda/ssd.cuh"
 
 namespace mamba2::cuda_emu {
@@ -92,10 +95,14 @@ class EmuBackend final : public HostBackend {
     const int64_t N = w.shape[0], K = w.shape[1];
     CHECK(x.cols == K && out.cols == N && out.rows == x.rows);
     if (half_ != DType::F32 && w.dtype == half_) {
+      const auto* wh = w.as<uint16_t>();
+      if (cuda_args::GemvApplies(x.rows, K, x.data, x.ld, wh)) {  // as the CUDA backend
+        emu::LaunchGemv(x.data, x.rows, x.ld, wh, Code(half_), N, K, out.data, out.ld, nullptr);
+        return;
+      }
       // As cuBLAS: 16-bit operands, exact products, fp32 sums.
       std::vector<uint16_t> xh(size_t(x.rows * K));
       emu::LaunchPackHalf(x.data, x.rows, K, x.ld, Code(half_), xh.data(), nullptr);
-      const auto* wh = w.as<uint16_t>();
       for (int64_t r = 0; r < x.rows; ++r)
         for (int64_t n = 0; n < N; ++n) {
           float acc = 0.0f;
@@ -142,7 +149,8 @@ class EmuBackend final : public HostBackend {
     p.n_seqs = n_seqs;
     p.seq_len = seq_len;
     const cuda_args::SsdLayout layout =
-        cuda_args::PlanSsdScratch(n_seqs, seq_len, dims.n_heads, dims.head_dim, dims.d_state, chunk_size);
+        cuda_args::PlanSsdScratch(n_seqs, seq_len, dims.n_heads, dims.head_dim, dims.d_state, dims.n_groups,
+                                  chunk_size, /*tensor_cores=*/half_ != DType::F32);
     if (scratch_.size() < layout.bytes) scratch_.resize(layout.bytes);
     // Poison: every scratch element a kernel reads must have been written by an earlier one.
     std::fill(scratch_.begin(), scratch_.end(), 0xff);
@@ -217,6 +225,62 @@ TEST(CudaEmulator, ShuffledSchedulingExposesAMissingBarrier) {
     }
   EXPECT_EQ(wrong_with, 0);
   EXPECT_GT(wrong_without, 0) << "the emulator ran every thread in an order that hid the race";
+}
+
+// The decode product kernel on its own: every row count it takes, K spanning partial unroll
+// groups, against double sums of the rounded operands; columns and rows outside stay untouched.
+TEST(CudaEmulator, GemvKernelAgainstRoundedOperands) {
+  std::mt19937 gen(7);
+  std::uniform_real_distribution<float> uni(-1.0f, 1.0f);
+  for (int half : {cuda_args::kBF16, cuda_args::kF16})
+    for (int64_t rows = 1; rows <= cuda_args::kGemvMaxRows; ++rows)
+      for (int64_t K : {8, 40, 1032 + 8})
+        for (int64_t N : {1, 9, 17}) {
+          auto round = [half](float v) {
+            return half == cuda_args::kBF16 ? BF16ToF32(F32ToBF16(v)) : F16ToF32(F32ToF16(v));
+          };
+          const int64_t x_ld = K + 4, out_ld = N + 3;
+          std::vector<float> x(size_t(rows * x_ld));
+          for (float& v : x) v = uni(gen);
+          std::vector<uint16_t> w(size_t(N * K));
+          for (uint16_t& v : w) v = half == cuda_args::kBF16 ? F32ToBF16(uni(gen)) : F32ToF16(uni(gen));
+          std::vector<float> out(size_t((rows + 1) * out_ld), -7.0f);
+          emu::LaunchGemv(x.data(), rows, x_ld, w.data(), half, N, K, out.data(), out_ld, nullptr);
+          double err2 = 0.0, ref2 = 0.0;
+          for (int64_t r = 0; r <= rows; ++r)
+            for (int64_t n = 0; n < out_ld; ++n) {
+              const float got = out[size_t(r * out_ld + n)];
+              if (r == rows || n >= N) {
+                ASSERT_EQ(got, -7.0f) << "written outside out: row " << r << " column " << n;
+                continue;
+              }
+              double want = 0.0;
+              for (int64_t k = 0; k < K; ++k) {
+                const uint16_t wk = w[size_t(n * K + k)];
+                want += double(round(x[size_t(r * x_ld + k)])) *
+                        double(half == cuda_args::kBF16 ? BF16ToF32(wk) : F16ToF32(wk));
+              }
+              err2 += (got - want) * (got - want);
+              ref2 += want * want;
+            }
+          EXPECT_LE(std::sqrt(err2 / ref2), 1e-5) << "rows " << rows << " K " << K << " N " << N << " half " << half;
+        }
+}
+
+// The emulated tensor-core operations check the device's operand rules.
+TEST(CudaEmulatorDeathTest, WmmaRejectsAMisalignedOperand) {
+  alignas(32) static float tile[16 * 16 + 8] = {};
+  auto load = [](const float* p, unsigned ldm) {
+    emu::EmuLaunch(
+        +[](const float* q, unsigned l) {
+          emu::wmma::fragment<emu::wmma::matrix_a, 16, 16, 8, emu::wmma::precision::tf32, emu::wmma::row_major> f;
+          emu::wmma::load_matrix_sync(f, q, l);
+        },
+        emu::dim3(1), emu::dim3(32), p, ldm);
+  };
+  load(tile, 16);  // fine
+  EXPECT_DEATH(load(tile + 4, 16), "not 32-byte aligned");
+  EXPECT_DEATH(load(tile, 10), "stride not a multiple of 4");
 }
 
 }  // namespace

@@ -14,6 +14,7 @@
 #include <cstring>
 #include <functional>
 #include <mutex>
+#include <utility>
 #include <vector>
 
 #include "backend/cuda/cuda_check.h"
@@ -138,7 +139,8 @@ class CudaRecording final : public Recording {
 
 class CudaBackend final : public Backend {
  public:
-  CudaBackend(int device, CudaMatMul mode, bool graphs) : device_(device), mode_(mode), graphs_(graphs) {}
+  explicit CudaBackend(const CudaBackendOptions& o)
+      : device_(o.device), mode_(o.matmul), graphs_(o.graphs), gemv_(o.gemv) {}
 
   ~CudaBackend() override {
     // Errors are ignored here: at process exit the driver may already be going away.
@@ -297,6 +299,11 @@ class CudaBackend final : public Backend {
     }
     CHECK_MSG(w.dtype == DType::BF16 || w.dtype == DType::F16, std::string("cuda: MatMul weight in ") +
                                                                    DTypeName(w.dtype) + " was not prepared by this backend");
+    const auto* wh = static_cast<const uint16_t*>(w.data);
+    if (gemv_ && cuda_args::GemvApplies(x.rows, K, x.data, x.ld, wh)) {
+      cuda::LaunchGemv(x.data, x.rows, x.ld, wh, KernelDType(w.dtype), N, K, out.data, out.ld, stream_);
+      return;
+    }
     // The activations in the weights' 16-bit format; products exact, sums in fp32.
     const cudaDataType half = w.dtype == DType::BF16 ? CUDA_R_16BF : CUDA_R_16F;
     auto* xh = static_cast<uint16_t*>(act_half_.Ensure(size_t(x.rows * K) * sizeof(uint16_t), stream_));
@@ -334,7 +341,8 @@ class CudaBackend final : public Backend {
     p.n_seqs = n_seqs;
     p.seq_len = seq_len;
     const cuda_args::SsdLayout layout =
-        cuda_args::PlanSsdScratch(n_seqs, seq_len, dims.n_heads, dims.head_dim, dims.d_state, chunk_size);
+        cuda_args::PlanSsdScratch(n_seqs, seq_len, dims.n_heads, dims.head_dim, dims.d_state, dims.n_groups,
+                                  chunk_size, /*tensor_cores=*/mode_ != CudaMatMul::kFp32);
     void* base = ssd_scratch_.Ensure(layout.bytes, stream_);
     cuda::LaunchSsdPrefill(p, layout, cuda_args::CarveSsdScratch(base, layout), stream_);
   }
@@ -458,6 +466,7 @@ class CudaBackend final : public Backend {
   int device_;
   CudaMatMul mode_;
   bool graphs_;
+  bool gemv_;
   std::string device_name_ = "cuda device";
   cudaStream_t stream_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
@@ -505,10 +514,12 @@ Result<CudaBackendOptions> CudaOptionsFromEnv() {
       return Status::Error(std::string("MAMBA2_CUDA_DEVICE: '") + d + "' is not a device index");
     o.device = int(v);
   }
-  if (const char* g = std::getenv("MAMBA2_CUDA_GRAPHS"); g && *g) {
+  for (auto [name, flag] : {std::pair{"MAMBA2_CUDA_GRAPHS", &o.graphs}, std::pair{"MAMBA2_CUDA_GEMV", &o.gemv}}) {
+    const char* g = std::getenv(name);
+    if (!g || !*g) continue;
     const std::string v = g;
-    if (v != "0" && v != "1") return Status::Error("MAMBA2_CUDA_GRAPHS: '" + v + "' is not 0 or 1");
-    o.graphs = v == "1";
+    if (v != "0" && v != "1") return Status::Error(std::string(name) + ": '" + v + "' is not 0 or 1");
+    *flag = v == "1";
   }
   return o;
 }
@@ -523,7 +534,7 @@ std::unique_ptr<Backend> MakeCudaBackend(const CudaBackendOptions& options) {
     std::fprintf(stderr, "cuda: device %d requested, but %d device(s) present\n", options.device, count);
     return nullptr;
   }
-  auto backend = std::make_unique<CudaBackend>(options.device, options.matmul, options.graphs);
+  auto backend = std::make_unique<CudaBackend>(options);
   const Status st = backend->Init();
   if (!st.ok()) {
     std::fprintf(stderr, "cuda: device %d unusable: %s\n", options.device, st.message().c_str());

@@ -53,20 +53,24 @@ struct SsdScratch {
   double* acum = nullptr;        // [n_seqs, n_heads, n_chunks*chunk]  cumsum of dt*A within the chunk
   double* chunk_acum = nullptr;  // [n_seqs, n_heads, n_chunks]        acum at the chunk's last row
   float* states = nullptr;       // [n_seqs, n_heads, n_chunks, head_dim, d_state] chunk states, then H_in
+  float* cb = nullptr;           // [n_seqs, n_chunks, n_groups, chunk, chunk] C_l . B_s (tensor-core scan only)
 };
 
 struct SsdLayout {
   int64_t chunk = 0, n_chunks = 0;
-  size_t dt_off = 0, acum_off = 0, chunk_off = 0, states_off = 0, bytes = 0;
+  bool tensor_cores = false;  // the TF32 kernels of ssd_tc.cuh instead of the fp32 ones
+  size_t dt_off = 0, acum_off = 0, chunk_off = 0, states_off = 0, cb_off = 0, bytes = 0;
 };
 
 inline size_t AlignUp(size_t v, size_t a) { return (v + a - 1) / a * a; }
 
 // The cumsum is kept in double: within a chunk of strongly decaying heads it reaches -1e4, and
 // exp(acum_l - acum_s) of two such float values would lose every digit of the difference.
+// tensor_cores: room for the per-group C.B^T blocks the TF32 kernels share between the heads.
 inline SsdLayout PlanSsdScratch(int64_t n_seqs, int64_t seq_len, int64_t n_heads, int64_t head_dim,
-                                int64_t d_state, int64_t chunk_hint) {
+                                int64_t d_state, int64_t n_groups, int64_t chunk_hint, bool tensor_cores) {
   SsdLayout l;
+  l.tensor_cores = tensor_cores;
   l.chunk = chunk_hint > 0 ? chunk_hint : 256;
   l.n_chunks = (seq_len + l.chunk - 1) / l.chunk;
   const size_t per_pos = size_t(n_seqs * n_heads * l.n_chunks * l.chunk);
@@ -79,6 +83,8 @@ inline SsdLayout PlanSsdScratch(int64_t n_seqs, int64_t seq_len, int64_t n_heads
   off = AlignUp(off + size_t(n_seqs * n_heads * l.n_chunks) * sizeof(double), 256);
   l.states_off = off;
   off = AlignUp(off + size_t(n_seqs * n_heads * l.n_chunks * head_dim * d_state) * sizeof(float), 256);
+  l.cb_off = off;
+  if (tensor_cores) off = AlignUp(off + size_t(n_seqs * l.n_chunks * n_groups * l.chunk * l.chunk) * sizeof(float), 256);
   l.bytes = off;
   return l;
 }
@@ -90,7 +96,16 @@ inline SsdScratch CarveSsdScratch(void* base, const SsdLayout& l) {
   s.acum = reinterpret_cast<double*>(b + l.acum_off);
   s.chunk_acum = reinterpret_cast<double*>(b + l.chunk_off);
   s.states = reinterpret_cast<float*>(b + l.states_off);
+  s.cb = l.tensor_cores ? reinterpret_cast<float*>(b + l.cb_off) : nullptr;
   return s;
+}
+
+// Whether the decode product of gemv.cuh takes out = x w^T: at most kGemvMaxRows rows, K a whole
+// number of 16-byte weight pieces, and rows of x and w starting on 16-byte boundaries.
+constexpr int64_t kGemvMaxRows = 8;
+inline bool GemvApplies(int64_t rows, int64_t K, const float* x, int64_t x_ld, const uint16_t* w) {
+  return rows >= 1 && rows <= kGemvMaxRows && K > 0 && K % 8 == 0 && x_ld % 4 == 0 &&
+         reinterpret_cast<uintptr_t>(x) % 16 == 0 && reinterpret_cast<uintptr_t>(w) % 16 == 0;
 }
 
 // Launch-configuration checks: a violated one is a bug in the caller, so it aborts.

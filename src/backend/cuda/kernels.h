@@ -21,6 +21,11 @@ void LaunchToHalf(const void* src, int dtype, int half, uint16_t* dst, int64_t n
 void LaunchPackHalf(const float* x, int64_t rows, int64_t cols, int64_t ld, int half, uint16_t* out,
                     cudaStream_t stream);
 
+// out[rows, N] (row stride out_ld) = x[rows, K] rounded to `half` times w[N, K]^T (w in `half`),
+// fp32 sums; only where cuda_args::GemvApplies(rows, K, x, x_ld, w).
+void LaunchGemv(const float* x, int64_t rows, int64_t x_ld, const uint16_t* w, int half, int64_t N, int64_t K,
+                float* out, int64_t out_ld, cudaStream_t stream);
+
 void LaunchEmbed(const int32_t* ids, int64_t n, const void* table, int dtype, int64_t d, float* out,
                  int64_t out_ld, cudaStream_t stream);
 void LaunchAddRmsNorm(const float* hidden, int64_t h_ld, float* residual, int64_t r_ld, bool first,

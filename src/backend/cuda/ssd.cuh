@@ -6,10 +6,13 @@
 //   2. chunk states S_c = sum_s decay(last, s) dt_s x_s B_s  block per (seq*chunk, head, p/n tile)
 //   3. state passing H_in[c+1] = exp(acum_last) H_in[c] + S_c, from and back to the slot's state
 //   4. y = diag (masked CB^T scaled, times x) + exp(acum_l) C_l H_in + D x   block per (seq*chunk, head, l/p tile)
-// All fp32 with fp32 accumulation, except the cumsum (double, see PlanSsdScratch).
+// All fp32 with fp32 accumulation, except the cumsum (double, see PlanSsdScratch). A layout planned
+// with tensor_cores runs stages 2 and 4 (and a shared C.B^T stage) as TF32 products: ssd_tc.cuh.
 #pragma once
 
 #include "backend/cuda/device_common.cuh"
+#include "backend/cuda/ssd_block.cuh"
+#include "backend/cuda/ssd_tc.cuh"
 
 namespace mamba2::M2_KERNEL_NS {
 
@@ -72,15 +75,10 @@ __global__ void SsdDtKernel(cuda_args::ScanParams p, int64_t chunk, int64_t n_ch
 // (head_dim x len)(len x d_state) product, in 64x64 output tiles.
 __global__ void SsdChunkStateKernel(cuda_args::ScanParams p, int64_t chunk, int64_t n_chunks,
                                     cuda_args::SsdScratch sc) {
-  const int64_t s = blockIdx.x / n_chunks, c = blockIdx.x - s * n_chunks, hh = blockIdx.y;
+  const auto [s, c, hh, g, start, len, sh, base, row0] = LocateChunk(p, chunk, n_chunks);
   const int64_t P = p.head_dim, N = p.d_state;
   const int64_t p_tiles = CeilDiv(P, kSsdTile);
   const int64_t p0 = (blockIdx.z % p_tiles) * kSsdTile, n0 = (blockIdx.z / p_tiles) * kSsdTile;
-  const int64_t g = hh / (p.n_heads / p.n_groups);
-  const int64_t start = c * chunk, len = Min64(chunk, p.seq_len - start);
-  const int64_t sh = s * p.n_heads + hh;
-  const int64_t base = sh * n_chunks * chunk + c * chunk;
-  const int64_t row0 = s * p.seq_len + start;
   const double last = sc.chunk_acum[sh * n_chunks + c];
   __shared__ float xs[kStateK][kSsdTile + 1];
   __shared__ float bs[kStateK][kSsdTile + 1];
@@ -149,16 +147,11 @@ __global__ void SsdStatePassKernel(cuda_args::ScanParams p, int64_t n_chunks, cu
 //   diagonal      sum_{s<=l} (C_l . B_s) exp(acum_l - acum_s) dt_s x_s[p]
 //   skip          D x_l[p]
 __global__ void SsdOutputKernel(cuda_args::ScanParams p, int64_t chunk, int64_t n_chunks, cuda_args::SsdScratch sc) {
-  const int64_t s = blockIdx.x / n_chunks, c = blockIdx.x - s * n_chunks, hh = blockIdx.y;
+  const auto [s, c, hh, g, start, len, sh, base, row0] = LocateChunk(p, chunk, n_chunks);
   const int64_t l_tiles = CeilDiv(chunk, kSsdTile);
   const int64_t l0 = (blockIdx.z % l_tiles) * kSsdTile, p0 = (blockIdx.z / l_tiles) * kSsdTile;
-  const int64_t start = c * chunk, len = Min64(chunk, p.seq_len - start);
   if (l0 >= len) return;  // the whole block: a tile past the end of a short last chunk
   const int64_t P = p.head_dim, N = p.d_state;
-  const int64_t g = hh / (p.n_heads / p.n_groups);
-  const int64_t sh = s * p.n_heads + hh;
-  const int64_t base = sh * n_chunks * chunk + c * chunk;
-  const int64_t row0 = s * p.seq_len + start;
   const float* Cg = p.C + g * N;
   const float* Bg = p.B + g * N;
   const float* xh = p.x + hh * P;
@@ -271,12 +264,23 @@ void LaunchSsdPrefill(const cuda_args::ScanParams& p, const cuda_args::SsdLayout
   M2_KCHECK(CeilDiv(p.head_dim * p.d_state, kBlock) <= 65535);
   M2_LAUNCH(SsdDtKernel, dim3(unsigned(sh), unsigned(l.n_chunks)), dim3(kBlock), stream, p, l.chunk, l.n_chunks,
             sc);
-  M2_LAUNCH(SsdChunkStateKernel, dim3(unsigned(p.n_seqs * l.n_chunks), unsigned(p.n_heads), p_tiles * n_tiles),
-            dim3(kBlock), stream, p, l.chunk, l.n_chunks, sc);
+  const dim3 per_head(unsigned(p.n_seqs * l.n_chunks), unsigned(p.n_heads), p_tiles * n_tiles);
+  const dim3 out_tiles(unsigned(p.n_seqs * l.n_chunks), unsigned(p.n_heads), l_tiles * p_tiles);
+  if (l.tensor_cores) {
+    static_assert(kTcTile == kSsdTile, "both scans tile l and p alike");
+    M2_KCHECK(sc.cb != nullptr && p.n_groups <= 65535 && int64_t(l_tiles) * l_tiles <= 65535);
+    M2_LAUNCH(SsdCbKernel, dim3(unsigned(p.n_seqs * l.n_chunks), unsigned(p.n_groups), l_tiles * l_tiles),
+              dim3(kBlock), stream, p, l.chunk, l.n_chunks, sc);
+    M2_LAUNCH(SsdChunkStateTcKernel, per_head, dim3(kBlock), stream, p, l.chunk, l.n_chunks, sc);
+  } else {
+    M2_LAUNCH(SsdChunkStateKernel, per_head, dim3(kBlock), stream, p, l.chunk, l.n_chunks, sc);
+  }
   M2_LAUNCH(SsdStatePassKernel, dim3(unsigned(sh), CeilDiv(p.head_dim * p.d_state, kBlock)), dim3(kBlock), stream,
             p, l.n_chunks, sc);
-  M2_LAUNCH(SsdOutputKernel, dim3(unsigned(p.n_seqs * l.n_chunks), unsigned(p.n_heads), l_tiles * p_tiles),
-            dim3(kBlock), stream, p, l.chunk, l.n_chunks, sc);
+  if (l.tensor_cores)
+    M2_LAUNCH(SsdOutputTcKernel, out_tiles, dim3(kBlock), stream, p, l.chunk, l.n_chunks, sc);
+  else
+    M2_LAUNCH(SsdOutputKernel, out_tiles, dim3(kBlock), stream, p, l.chunk, l.n_chunks, sc);
 }
 
 // One token per sequence: block per (seq, head, 8 head_dim rows), a warp per row, lanes over

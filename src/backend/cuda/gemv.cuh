@@ -1,0 +1,92 @@
+// Decode-sized products of the 16-bit modes: out[r, n] = sum_k half(x[r, k]) w[n, k] for up to
+// kGemvMaxRows rows, reading the fp32 activations directly. cuBLAS needs them packed to 16 bits
+// first (a kernel of its own per product), and its small-N GEMMs are not built to stream the
+// weights at the memory's rate; a decode step is almost nothing but these weight streams.
+//
+// A warp per output column: its lanes read the weight row in 16-byte pieces (8 halves), kGemvUnroll
+// pieces in flight, and the matching activations of every row; the rows' sums are warp sums. The
+// activations are rounded to the weights' format first, so each product is the one cuBLAS forms
+// (exact in fp32) and only the order of the fp32 sums differs. Included by gemv.cu (nvcc) and by
+// the host emulator test.
+#pragma once
+
+#include "backend/cuda/device_common.cuh"
+
+namespace mamba2::M2_KERNEL_NS {
+
+constexpr int kGemvUnroll = 4;
+
+struct alignas(16) Halves8 {
+  uint16_t h[8];
+};
+struct alignas(16) Floats4 {
+  float v[4];
+};
+
+M2_DEVICE float HalfToF32(uint16_t h, int half) { return half == cuda_args::kBF16 ? BF16ToF32(h) : F16ToF32(h); }
+M2_DEVICE float RoundToHalf(float v, int half) {
+  return half == cuda_args::kBF16 ? BF16ToF32(F32ToBF16(v)) : F16ToF32(F32ToF16(v));
+}
+
+template <int R>
+__global__ void GemvKernel(const float* x, int64_t x_ld, const uint16_t* w, int half, int64_t N, int64_t K,
+                           float* out, int64_t out_ld) {
+  const int lane = int(threadIdx.x) & 31;
+  const int64_t n = int64_t(blockIdx.x) * (kBlock / 32) + (int64_t(threadIdx.x) >> 5);
+  if (n >= N) return;  // a whole warp; no block barriers follow
+  const Halves8* wr = reinterpret_cast<const Halves8*>(w + n * K);
+  const int64_t n_vec = K / 8;
+  float acc[R];
+  M2_UNROLL
+  for (int r = 0; r < R; ++r) acc[r] = 0.0f;
+  for (int64_t v0 = lane; v0 < n_vec; v0 += 32 * kGemvUnroll) {
+    Halves8 wv[kGemvUnroll];
+    M2_UNROLL
+    for (int u = 0; u < kGemvUnroll; ++u)
+      if (v0 + 32 * u < n_vec) wv[u] = wr[v0 + 32 * u];
+    M2_UNROLL
+    for (int u = 0; u < kGemvUnroll; ++u) {
+      const int64_t v = v0 + 32 * u;
+      if (v >= n_vec) break;
+      float wf[8];
+      M2_UNROLL
+      for (int i = 0; i < 8; ++i) wf[i] = HalfToF32(wv[u].h[i], half);
+      M2_UNROLL
+      for (int r = 0; r < R; ++r) {
+        const Floats4* xr = reinterpret_cast<const Floats4*>(x + r * x_ld) + 2 * v;
+        const Floats4 a = xr[0], b = xr[1];
+        M2_UNROLL
+        for (int i = 0; i < 4; ++i) {
+          acc[r] += RoundToHalf(a.v[i], half) * wf[i];
+          acc[r] += RoundToHalf(b.v[i], half) * wf[4 + i];
+        }
+      }
+    }
+  }
+  M2_UNROLL
+  for (int r = 0; r < R; ++r) {
+    const float s = WarpSum(acc[r]);
+    if (lane == r) out[r * out_ld + n] = s;
+  }
+}
+
+// Preconditions: cuda_args::GemvApplies(rows, K, x, x_ld, w).
+void LaunchGemv(const float* x, int64_t rows, int64_t x_ld, const uint16_t* w, int half, int64_t N, int64_t K,
+                float* out, int64_t out_ld, cudaStream_t stream) {
+  if (N <= 0) return;
+  M2_KCHECK(cuda_args::GemvApplies(rows, K, x, x_ld, w));
+  M2_KCHECK(half == cuda_args::kBF16 || half == cuda_args::kF16);
+  const dim3 grid(CeilDiv(N, kBlock / 32)), block(kBlock);
+  switch (rows) {
+    case 1: M2_LAUNCH(GemvKernel<1>, grid, block, stream, x, x_ld, w, half, N, K, out, out_ld); break;
+    case 2: M2_LAUNCH(GemvKernel<2>, grid, block, stream, x, x_ld, w, half, N, K, out, out_ld); break;
+    case 3: M2_LAUNCH(GemvKernel<3>, grid, block, stream, x, x_ld, w, half, N, K, out, out_ld); break;
+    case 4: M2_LAUNCH(GemvKernel<4>, grid, block, stream, x, x_ld, w, half, N, K, out, out_ld); break;
+    case 5: M2_LAUNCH(GemvKernel<5>, grid, block, stream, x, x_ld, w, half, N, K, out, out_ld); break;
+    case 6: M2_LAUNCH(GemvKernel<6>, grid, block, stream, x, x_ld, w, half, N, K, out, out_ld); break;
+    case 7: M2_LAUNCH(GemvKernel<7>, grid, block, stream, x, x_ld, w, half, N, K, out, out_ld); break;
+    default: M2_LAUNCH(GemvKernel<8>, grid, block, stream, x, x_ld, w, half, N, K, out, out_ld); break;
+  }
+}
+
+}  // namespace mamba2::M2_KERNEL_NS
