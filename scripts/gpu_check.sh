@@ -205,6 +205,13 @@ run_sharded test_cuda "$BIN/test_cuda" \
 
 grep -h "^pick kernel" "$LOG_DIR/test_cuda.log" 2>/dev/null
 
+# Programmatic dependent launch is off by default until measured; its bench variant below needs
+# the whole model and the picked decode to stay right with it on.
+section "test_cuda again with MAMBA2_CUDA_PDL=1 (models, picking)"
+MAMBA2_CUDA_PDL=1 run_sharded test_cuda_pdl "$BIN/test_cuda" \
+  'Shapes/CudaModelParity.*:CudaModelBatch.*:CudaPicking.*:Targets/CudaOps.*/cuda' \
+  8 "${GPU_CHECK_TIMEOUT_TESTS:-300}" || TEST_RC=1
+
 if [ "${GPU_CHECK_BACKEND_SUITE:-1}" = 1 ] && [ -x "$BIN/test_backend" ]; then
   section "test_backend (op suite on every backend, cuda included)"
   run_sharded test_backend "$BIN/test_backend" '*' 12 "${GPU_CHECK_TIMEOUT_TESTS:-300}" || TEST_RC=1
@@ -237,10 +244,10 @@ BENCH_T=${GPU_CHECK_TIMEOUT_BENCH:-120}
 if [ -x "$MAMBA2" ] && "$MAMBA2" --help 2>&1 | grep -qE '^[[:space:]]+bench([[:space:]]|$)'; then
   declare -a ROWS=()
   # The issue's targets first (2.7B bf16: prefill of 4096, decode, contexts to 16k), then fp32.
-  # A variant repeats a decode with one feature off, to measure what it brings: "nogemv" the
-  # 16-bit decode products on cuBLAS instead of gemv.cuh, "nographs" every step's kernels
-  # launched one by one instead of a CUDA graph.
-  for run in "2.7b bf16" "130m fp32" "130m bf16" "2.7b bf16 nogemv" "130m bf16 nographs" "2.7b fp32"; do
+  # A variant repeats a decode with one feature switched, to measure what it brings: "nogemv" the
+  # 16-bit decode products on cuBLAS instead of gemv.cuh, "pdl" programmatic dependent launch on,
+  # "nographs" every step's kernels launched one by one instead of a CUDA graph.
+  for run in "2.7b bf16" "130m fp32" "130m bf16" "2.7b bf16 nogemv" "2.7b bf16 pdl" "130m bf16 nographs" "2.7b fp32"; do
     read -r shape mode variant <<<"$run"
     label="$mode${variant:+/$variant}"
     if [ $(($(date +%s) - T_START + BENCH_T)) -gt "$BUDGET" ]; then
@@ -250,16 +257,20 @@ if [ -x "$MAMBA2" ] && "$MAMBA2" --help 2>&1 | grep -qE '^[[:space:]]+bench([[:s
     name=${shape}_$mode${variant:+_$variant}
     args=(--backend cuda --shape "$shape" --json "$LOG_DIR/bench_$name.json")
     [ "$mode" = bf16 ] && args+=(--dtype bf16)
+    # The target run also prints where a 4096-token prefill and a decode step spend their time,
+    # op by op (each op waited for, so its own time): what to work on next.
+    [ "$shape" = 2.7b ] && [ -z "$variant" ] && [ "$mode" = bf16 ] && args+=(--profile)
     [ "$shape" = 2.7b ] && [ -z "$variant" ] && args+=(--prefill 512,4096 --context 128,4096,16384)
     [ -n "$variant" ] && args+=(--prefill 0 --context 0)
     t0=$(date +%s%N)
     MAMBA2_CUDA_GRAPHS=$([ "$variant" = nographs ] && echo 0 || echo 1) \
-      MAMBA2_CUDA_GEMV=$([ "$variant" = nogemv ] && echo 0 || echo 1) MAMBA2_CUDA_MATMUL=$mode \
+      MAMBA2_CUDA_GEMV=$([ "$variant" = nogemv ] && echo 0 || echo 1) \
+      MAMBA2_CUDA_PDL=$([ "$variant" = pdl ] && echo 1 || echo 0) MAMBA2_CUDA_MATMUL=$mode \
       timeout "$BENCH_T" "$MAMBA2" bench "${args[@]}" >"$LOG_DIR/bench_$name.log" 2>&1
     rc=$?
     dt=$(awk -v a="$t0" -v b="$(date +%s%N)" 'BEGIN { printf "%.1f", (b - a) / 1e9 }')
     echo "--- MAMBA2_CUDA_MATMUL=$mode${variant:+ ($variant)} mamba2 bench ${args[*]} (exit $rc, ${dt}s)"
-    tail -22 "$LOG_DIR/bench_$name.log"
+    tail -"$([[ " ${args[*]} " == *" --profile "* ]] && echo 70 || echo 22)" "$LOG_DIR/bench_$name.log"
     ROWS+=("$(printf '%-6s %-14s %s' "$shape" "$label" "$(summarize "$LOG_DIR/bench_$name.json" "$rc" "$dt")")")
   done
   echo

@@ -197,4 +197,7 @@ inline uint64_t LaunchCount() { return detail::Sched().launches; }
 #define M2_HD inline
 #define M2_DEVICE inline
 #define M2_UNROLL
+#define M2_GRID_DEPENDENCY() \
+  do {                       \
+  } while (0)
 #define M2_LAUNCH(kernel, grid, block, stream, ...) ::mamba2::cuda_emu::EmuLaunch(kernel, grid, block, __VA_ARGS__)

@@ -17,6 +17,7 @@
 #include "support/random_model.h"
 #if defined(MAMBA2_HAVE_CUDA)
 #include "backend/cuda/cuda_backend.h"
+#include "cuda/cuda_test_options.h"
 #endif
 
 namespace mamba2 {
@@ -36,7 +37,7 @@ constexpr double kFp16ModelTol = 4e-3;
 // half: DType::F32 (fp32 mode), BF16 or F16 (the 16-bit GEMM modes).
 std::unique_ptr<Backend> MakeCuda(DType half) {
 #if defined(MAMBA2_HAVE_CUDA)
-  CudaBackendOptions o;
+  CudaBackendOptions o = TestCudaOptions();
   o.matmul = half == DType::BF16 ? CudaMatMul::kBf16 : half == DType::F16 ? CudaMatMul::kFp16 : CudaMatMul::kFp32;
   return MakeCudaBackend(o);
 #else

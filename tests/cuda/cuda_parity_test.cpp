@@ -13,6 +13,7 @@
 #include "cuda/emu_backend.h"
 #if defined(MAMBA2_HAVE_CUDA)
 #include "backend/cuda/cuda_backend.h"
+#include "cuda/cuda_test_options.h"
 #endif
 
 namespace mamba2::testing {
@@ -35,7 +36,7 @@ Backend* Cuda(Mode mode) {
   if (it != made.end()) return it->second.get();
   std::unique_ptr<Backend> b;
 #if defined(MAMBA2_HAVE_CUDA)
-  CudaBackendOptions o;
+  CudaBackendOptions o = TestCudaOptions();
   o.matmul = mode == Mode::kFp32   ? CudaMatMul::kFp32
              : mode == Mode::kTf32 ? CudaMatMul::kTf32
              : mode == Mode::kBf16 ? CudaMatMul::kBf16

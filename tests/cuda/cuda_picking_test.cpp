@@ -21,6 +21,7 @@
 #include "tokenizer/tokenizer.h"
 #if defined(MAMBA2_HAVE_CUDA)
 #include "backend/cuda/cuda_backend.h"
+#include "cuda/cuda_test_options.h"
 #endif
 
 namespace mamba2 {
@@ -28,7 +29,7 @@ namespace {
 
 std::unique_ptr<Backend> MakeCudaFp32() {
 #if defined(MAMBA2_HAVE_CUDA)
-  return MakeCudaBackend(CudaBackendOptions{});
+  return MakeCudaBackend(TestCudaOptions());
 #else
   return nullptr;
 #endif

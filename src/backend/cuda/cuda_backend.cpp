@@ -140,7 +140,7 @@ class CudaRecording final : public Recording {
 class CudaBackend final : public Backend {
  public:
   explicit CudaBackend(const CudaBackendOptions& o)
-      : device_(o.device), mode_(o.matmul), graphs_(o.graphs), gemv_(o.gemv) {}
+      : device_(o.device), mode_(o.matmul), graphs_(o.graphs), gemv_(o.gemv), pdl_(o.programmatic_launch) {}
 
   ~CudaBackend() override {
     // Errors are ignored here: at process exit the driver may already be going away.
@@ -182,6 +182,8 @@ class CudaBackend final : public Backend {
     }
     cudaDeviceProp prop{};
     if (cudaGetDeviceProperties(&prop, device_) == cudaSuccess) device_name_ = prop.name;
+    // The kernels' dependency wait exists from sm_90 on; elsewhere the launches stay in stream order.
+    pdl_ = pdl_ && prop.major >= 9;
     return Status::Ok();
   }
 
@@ -414,6 +416,7 @@ class CudaBackend final : public Backend {
   // entry to each call (device 0 needs nothing, so the usual path makes no extra API call).
   void Current() const {
     if (device_ != 0) CUDA_CHECK(cudaSetDevice(device_));
+    cuda::SetProgrammaticLaunch(pdl_);
   }
 
   cuda_args::ConvParams ConvArgs(Mat in, int64_t n_seqs, int64_t seq_len, const int32_t* slots,
@@ -467,6 +470,7 @@ class CudaBackend final : public Backend {
   CudaMatMul mode_;
   bool graphs_;
   bool gemv_;
+  bool pdl_;
   std::string device_name_ = "cuda device";
   cudaStream_t stream_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
@@ -514,7 +518,8 @@ Result<CudaBackendOptions> CudaOptionsFromEnv() {
       return Status::Error(std::string("MAMBA2_CUDA_DEVICE: '") + d + "' is not a device index");
     o.device = int(v);
   }
-  for (auto [name, flag] : {std::pair{"MAMBA2_CUDA_GRAPHS", &o.graphs}, std::pair{"MAMBA2_CUDA_GEMV", &o.gemv}}) {
+  for (auto [name, flag] : {std::pair{"MAMBA2_CUDA_GRAPHS", &o.graphs}, std::pair{"MAMBA2_CUDA_GEMV", &o.gemv},
+                            std::pair{"MAMBA2_CUDA_PDL", &o.programmatic_launch}}) {
     const char* g = std::getenv(name);
     if (!g || !*g) continue;
     const std::string v = g;

@@ -24,14 +24,17 @@ struct CudaBackendOptions {
   CudaMatMul matmul = CudaMatMul::kFp32;
   bool graphs = true;  // false: Record re-issues the ops (to measure what the graphs save)
   bool gemv = true;    // 16-bit modes: decode-sized products (<= 8 rows) by gemv.cuh, not cuBLAS
+  // sm_90+: each kernel may start while the one ahead of it finishes (programmatic dependent
+  // launch), hiding the gaps between a decode step's small kernels. Off until measured.
+  bool programmatic_launch = false;
 };
 
 const char* CudaMatMulName(CudaMatMul m);
 Result<CudaMatMul> ParseCudaMatMul(const std::string& s);  // "fp32" | "tf32" | "bf16" | "fp16"
 
 // From the environment: MAMBA2_CUDA_MATMUL (fp32|tf32|bf16|fp16, default fp32),
-// MAMBA2_CUDA_DEVICE (default 0), MAMBA2_CUDA_GRAPHS and MAMBA2_CUDA_GEMV (1 default, 0 off). An
-// unparsable value is an error naming the variable.
+// MAMBA2_CUDA_DEVICE (default 0), MAMBA2_CUDA_GRAPHS and MAMBA2_CUDA_GEMV (1 default, 0 off),
+// MAMBA2_CUDA_PDL (0 default, 1 on). An unparsable value is an error naming the variable.
 Result<CudaBackendOptions> CudaOptionsFromEnv();
 
 // The read bandwidth decode is compared with: the best of `reps` timed passes of a kernel that

@@ -10,9 +10,42 @@
 #define M2_HD __host__ __device__ __forceinline__
 #define M2_DEVICE __device__ __forceinline__
 #define M2_UNROLL _Pragma("unroll")
+namespace mamba2::cuda {
+
+// Whether launches from this host thread may start before the kernel ahead of them on the stream
+// has finished (Hopper's programmatic dependent launch): set by the backend on entry to each op.
+bool ProgrammaticLaunch();
+
 // Every launch is checked at once: a bad configuration names its kernel and line.
-#define M2_LAUNCH(kernel, grid, block, stream, ...)         \
-  do {                                                      \
-    kernel<<<(grid), (block), 0, (stream)>>>(__VA_ARGS__);  \
-    CUDA_CHECK(cudaGetLastError());                         \
+template <typename... KArgs, typename... Args>
+void LaunchKernel(void (*kernel)(KArgs...), dim3 grid, dim3 block, cudaStream_t stream, Args&&... args) {
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = grid;
+  cfg.blockDim = block;
+  cfg.stream = stream;
+  cudaLaunchAttribute attr = {};
+  attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr.val.programmaticStreamSerializationAllowed = 1;
+  if (ProgrammaticLaunch()) {
+    cfg.attrs = &attr;
+    cfg.numAttrs = 1;
+  }
+  CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, static_cast<KArgs>(args)...));
+}
+
+}  // namespace mamba2::cuda
+
+#define M2_LAUNCH(kernel, grid, block, stream, ...) \
+  ::mamba2::cuda::LaunchKernel(kernel, (grid), (block), (stream), __VA_ARGS__)
+
+// The first statement of every kernel. Under a programmatic launch a kernel may start while the
+// one before it still runs: it lets the next one start too (its blocks are placed once all of
+// this kernel's have been), then waits until everything before it has finished and its writes
+// are visible. Without such a launch (or before sm_90) the wait returns at once.
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+#define M2_GRID_DEPENDENCY() asm volatile("griddepcontrol.launch_dependents;\n\tgriddepcontrol.wait;" ::: "memory")
+#else
+#define M2_GRID_DEPENDENCY() \
+  do {                       \
   } while (0)
+#endif

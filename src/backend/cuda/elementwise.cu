@@ -3,3 +3,14 @@
 
 #define M2_KERNEL_NS cuda
 #include "backend/cuda/elementwise.cuh"
+
+namespace mamba2::cuda {
+
+namespace {
+thread_local bool programmatic_launch = false;
+}  // namespace
+
+bool ProgrammaticLaunch() { return programmatic_launch; }
+void SetProgrammaticLaunch(bool on) { programmatic_launch = on; }
+
+}  // namespace mamba2::cuda

@@ -10,11 +10,13 @@ namespace mamba2::M2_KERNEL_NS {
 // ---- fill and conversions ---------------------------------------------------------------------
 
 __global__ void FillKernel(float* dst, float value, int64_t n) {
+  M2_GRID_DEPENDENCY();
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
     dst[i] = value;
 }
 
 __global__ void ToF32Kernel(const void* src, int dtype, float* dst, int64_t n) {
+  M2_GRID_DEPENDENCY();
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
     dst[i] = LoadWeight(src, dtype, i);
 }
@@ -23,12 +25,14 @@ __global__ void ToF32Kernel(const void* src, int dtype, float* dst, int64_t n) {
 M2_HD uint16_t ToHalf(float v, int half) { return half == cuda_args::kBF16 ? F32ToBF16(v) : F32ToF16(v); }
 
 __global__ void ToHalfKernel(const void* src, int dtype, int half, uint16_t* dst, int64_t n) {
+  M2_GRID_DEPENDENCY();
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
     dst[i] = ToHalf(LoadWeight(src, dtype, i), half);
 }
 
 // Packs the view x [rows, cols] (row stride ld) into a dense bf16 / f16 [rows, cols] for the GEMM.
 __global__ void PackHalfKernel(const float* x, int64_t rows, int64_t cols, int64_t ld, int half, uint16_t* out) {
+  M2_GRID_DEPENDENCY();
   const int64_t n = rows * cols;
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t r = i / cols, c = i - r * cols;
@@ -61,6 +65,7 @@ void LaunchPackHalf(const float* x, int64_t rows, int64_t cols, int64_t ld, int 
 
 __global__ void EmbedKernel(const int32_t* ids, const void* table, int dtype, int64_t d, float* out,
                             int64_t out_ld) {
+  M2_GRID_DEPENDENCY();
   const int64_t i = blockIdx.x;
   const int64_t base = int64_t(ids[i]) * d;
   for (int64_t j = threadIdx.x; j < d; j += blockDim.x) out[i * out_ld + j] = LoadWeight(table, dtype, base + j);
@@ -77,6 +82,7 @@ void LaunchEmbed(const int32_t* ids, int64_t n, const void* table, int dtype, in
 // Each thread touches the same columns in both passes, so out may alias hidden.
 __global__ void AddRmsNormKernel(const float* hidden, int64_t h_ld, float* residual, int64_t r_ld, int first,
                                  const float* w, float eps, float* out, int64_t o_ld, int64_t cols) {
+  M2_GRID_DEPENDENCY();
   const int64_t r = blockIdx.x;
   const float* h = hidden + r * h_ld;
   float* res = residual + r * r_ld;
@@ -105,6 +111,7 @@ void LaunchAddRmsNorm(const float* hidden, int64_t h_ld, float* residual, int64_
 // free of scratch. Same columns per thread in both passes, so out may alias y.
 __global__ void GatedRmsNormKernel(const float* y, int64_t y_ld, const float* z, int64_t z_ld, const float* w,
                                    int64_t group_size, float eps, float* out, int64_t o_ld) {
+  M2_GRID_DEPENDENCY();
   const int64_t r = blockIdx.x, g0 = int64_t(blockIdx.y) * group_size;
   const float* yr = y + r * y_ld + g0;
   const float* zr = z + r * z_ld + g0;
@@ -142,6 +149,7 @@ M2_DEVICE float ConvInput(const cuda_args::ConvParams& p, int64_t s, int64_t c, 
 // Thread = (sequence, channel, tile of kConvTime steps); the window lives in registers with
 // compile-time indices: hist[j] is the input j steps back, wrev[j] its weight.
 __global__ void ConvPrefillKernel(cuda_args::ConvParams p) {
+  M2_GRID_DEPENDENCY();
   const int64_t c = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   const int64_t t0 = int64_t(blockIdx.y) * kConvTime;
   const int64_t s = blockIdx.z;
@@ -173,6 +181,7 @@ __global__ void ConvPrefillKernel(cuda_args::ConvParams p) {
 // After the outputs: the state becomes the last d_conv inputs. Ascending k reads index
 // seq_len + k > k of the old state, which is not yet overwritten.
 __global__ void ConvStateKernel(cuda_args::ConvParams p) {
+  M2_GRID_DEPENDENCY();
   const int64_t c = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   const int64_t s = blockIdx.y;
   if (c >= p.conv_dim) return;
@@ -184,6 +193,7 @@ __global__ void ConvStateKernel(cuda_args::ConvParams p) {
 // One token per sequence: shift the window, append, convolve. Reads its input before writing
 // the same element of out, so out may alias xbc.
 __global__ void ConvStepKernel(cuda_args::ConvParams p) {
+  M2_GRID_DEPENDENCY();
   const int64_t c = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   const int64_t i = blockIdx.y;
   if (c >= p.conv_dim) return;

@@ -31,6 +31,7 @@ M2_DEVICE float RoundToHalf(float v, int half) {
 template <int R>
 __global__ void GemvKernel(const float* x, int64_t x_ld, const uint16_t* w, int half, int64_t N, int64_t K,
                            float* out, int64_t out_ld) {
+  M2_GRID_DEPENDENCY();
   const int lane = int(threadIdx.x) & 31;
   const int64_t n = int64_t(blockIdx.x) * (kBlock / 32) + (int64_t(threadIdx.x) >> 5);
   if (n >= N) return;  // a whole warp; no block barriers follow

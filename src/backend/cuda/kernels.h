@@ -12,6 +12,10 @@
 
 namespace mamba2::cuda {
 
+// Launches from this host thread from now on: with Hopper's programmatic dependent launch (each
+// kernel may start while the one ahead of it ends; see M2_GRID_DEPENDENCY) or plain stream order.
+void SetProgrammaticLaunch(bool on);
+
 void LaunchFill(float* dst, float value, int64_t n, cudaStream_t stream);
 // dtype: cuda_args::WDType of src.
 void LaunchToF32(const void* src, int dtype, float* dst, int64_t n, cudaStream_t stream);

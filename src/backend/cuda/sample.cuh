@@ -401,6 +401,7 @@ struct PickKept {
 };
 
 __global__ void PickKernel(const float* logits, int64_t ld, PickParams p, const uint64_t* draw, int32_t* out_ids) {
+  M2_GRID_DEPENDENCY();
   __shared__ uint32_t pool_key[kPickPool];
   __shared__ double pool_w[kPickPool];
   __shared__ double warp_mass[kPickMaxWarps];
@@ -543,7 +544,10 @@ __global__ void PickKernel(const float* logits, int64_t ld, PickParams p, const 
   if (t == 0) out_ids[blockIdx.x] = cand < n ? cand : warp_last[owner];
 }
 
-__global__ void PickAdvanceKernel(uint64_t* draw) { ++*draw; }
+__global__ void PickAdvanceKernel(uint64_t* draw) {
+  M2_GRID_DEPENDENCY();
+  ++*draw;
+}
 
 // Block size is a parameter for the emulator test (small blocks run faster there).
 inline void LaunchPickWith(int threads, const float* logits, int64_t ld, int64_t n_rows, const PickParams& p,

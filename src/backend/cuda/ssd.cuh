@@ -41,6 +41,7 @@ M2_DEVICE void TileSlabFma(const float (&cs)[kSsdTile][kSsdK + 1], const float (
 }
 
 __global__ void SsdDtKernel(cuda_args::ScanParams p, int64_t chunk, int64_t n_chunks, cuda_args::SsdScratch sc) {
+  M2_GRID_DEPENDENCY();
   const int64_t sh = blockIdx.x, c = blockIdx.y;
   const int64_t s = sh / p.n_heads, hh = sh - s * p.n_heads;
   const int64_t start = c * chunk, len = Min64(chunk, p.seq_len - start);
@@ -75,6 +76,7 @@ __global__ void SsdDtKernel(cuda_args::ScanParams p, int64_t chunk, int64_t n_ch
 // (head_dim x len)(len x d_state) product, in 64x64 output tiles.
 __global__ void SsdChunkStateKernel(cuda_args::ScanParams p, int64_t chunk, int64_t n_chunks,
                                     cuda_args::SsdScratch sc) {
+  M2_GRID_DEPENDENCY();
   const auto [s, c, hh, g, start, len, sh, base, row0] = LocateChunk(p, chunk, n_chunks);
   const int64_t P = p.head_dim, N = p.d_state;
   const int64_t p_tiles = CeilDiv(P, kSsdTile);
@@ -126,6 +128,7 @@ __global__ void SsdChunkStateKernel(cuda_args::ScanParams p, int64_t chunk, int6
 // Replaces each chunk state by the state entering that chunk, and leaves the final state in
 // the slot.
 __global__ void SsdStatePassKernel(cuda_args::ScanParams p, int64_t n_chunks, cuda_args::SsdScratch sc) {
+  M2_GRID_DEPENDENCY();
   const int64_t sh = blockIdx.x;
   const int64_t s = sh / p.n_heads, hh = sh - s * p.n_heads;
   const int64_t pn = p.head_dim * p.d_state;
@@ -147,6 +150,7 @@ __global__ void SsdStatePassKernel(cuda_args::ScanParams p, int64_t n_chunks, cu
 //   diagonal      sum_{s<=l} (C_l . B_s) exp(acum_l - acum_s) dt_s x_s[p]
 //   skip          D x_l[p]
 __global__ void SsdOutputKernel(cuda_args::ScanParams p, int64_t chunk, int64_t n_chunks, cuda_args::SsdScratch sc) {
+  M2_GRID_DEPENDENCY();
   const auto [s, c, hh, g, start, len, sh, base, row0] = LocateChunk(p, chunk, n_chunks);
   const int64_t l_tiles = CeilDiv(chunk, kSsdTile);
   const int64_t l0 = (blockIdx.z % l_tiles) * kSsdTile, p0 = (blockIdx.z / l_tiles) * kSsdTile;
@@ -286,6 +290,7 @@ void LaunchSsdPrefill(const cuda_args::ScanParams& p, const cuda_args::SsdLayout
 // One token per sequence: block per (seq, head, 8 head_dim rows), a warp per row, lanes over
 // d_state. The state is read, updated and written once; y uses the updated fp32 state.
 __global__ void SsmStepKernel(cuda_args::ScanParams p) {
+  M2_GRID_DEPENDENCY();
   const int64_t i = blockIdx.x / p.n_heads, hh = blockIdx.x - i * p.n_heads;
   const int warp = int(threadIdx.x) >> 5, lane = int(threadIdx.x) & 31;
   const int64_t pp = int64_t(blockIdx.y) * kStepRows + warp;

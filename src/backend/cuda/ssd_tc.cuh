@@ -79,6 +79,7 @@ M2_DEVICE void ZeroAcc(TcAcc (&acc)[2]) {
 
 // cb[l][s] = C_l . B_s for the 64x64 tile (l0, s0), s0 <= l0, of one (seq, chunk, group).
 __global__ void SsdCbKernel(cuda_args::ScanParams p, int64_t chunk, int64_t n_chunks, cuda_args::SsdScratch sc) {
+  M2_GRID_DEPENDENCY();
   const int64_t s = blockIdx.x / n_chunks, c = blockIdx.x - s * n_chunks, g = blockIdx.y;
   const int64_t tiles = CeilDiv(chunk, kTcTile);
   const int64_t lt = blockIdx.z / tiles, st = blockIdx.z - lt * tiles;
@@ -118,6 +119,7 @@ __global__ void SsdCbKernel(cuda_args::ScanParams p, int64_t chunk, int64_t n_ch
 // (seq, chunk, head): the product of the weighted x^T [p x len] and B [len x n].
 __global__ void SsdChunkStateTcKernel(cuda_args::ScanParams p, int64_t chunk, int64_t n_chunks,
                                       cuda_args::SsdScratch sc) {
+  M2_GRID_DEPENDENCY();
   const auto [s, c, hh, g, start, len, sh, base, row0] = LocateChunk(p, chunk, n_chunks);
   const int64_t P = p.head_dim, N = p.d_state;
   const int64_t p_tiles = CeilDiv(P, kTcTile);
@@ -161,6 +163,7 @@ __global__ void SsdChunkStateTcKernel(cuda_args::ScanParams p, int64_t chunk, in
 // the first a product over d_state, the second over the chunk's positions.
 __global__ void SsdOutputTcKernel(cuda_args::ScanParams p, int64_t chunk, int64_t n_chunks,
                                   cuda_args::SsdScratch sc) {
+  M2_GRID_DEPENDENCY();
   const auto [s, c, hh, g, start, len, sh, base, row0] = LocateChunk(p, chunk, n_chunks);
   const int64_t l_tiles = CeilDiv(chunk, kTcTile);
   const int64_t l0 = (blockIdx.z % l_tiles) * kTcTile, p0 = (blockIdx.z / l_tiles) * kTcTile;
