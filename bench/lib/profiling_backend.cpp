@@ -39,6 +39,18 @@ void ProfilingBackend::MatMul(Mat x, const TensorView& w, Mat out) {
   const std::string name = "matmul " + (it != weight_names_.end() ? it->second : w.shape.str());
   Time(name, [&] { inner_->MatMul(x, w, out); }, 2.0 * double(x.rows) * double(w.shape[0]) * double(w.shape[1]));
 }
+void ProfilingBackend::MatMulConvStep(Mat x, const TensorView& w, Mat out, int64_t conv_begin, const int32_t* slots,
+                                      const MixerDims& dims, float* conv_state, const TensorView& conv_weight,
+                                      const TensorView& conv_bias, Mat conv_out) {
+  auto it = weight_names_.find(w.shape.str());
+  const std::string name = "matmul " + (it != weight_names_.end() ? it->second : w.shape.str()) + " + conv step";
+  Time(
+      name,
+      [&] {
+        inner_->MatMulConvStep(x, w, out, conv_begin, slots, dims, conv_state, conv_weight, conv_bias, conv_out);
+      },
+      2.0 * double(x.rows) * double(w.shape[0]) * double(w.shape[1]));
+}
 void ProfilingBackend::ConvPrefill(Mat xbc, int64_t n_seqs, int64_t seq_len, const int32_t* slots,
                                    const MixerDims& dims, float* conv_state, const TensorView& weight,
                                    const TensorView& bias, Mat out) {

@@ -125,6 +125,16 @@ class Backend {
   virtual void SsmStep(const ScanInputs& in, const int32_t* slots, const MixerDims& dims,
                        float* ssm_state, Mat y) = 0;
 
+  // Decode's in_proj and conv together: out = x @ w^T, then ConvStep over the columns
+  // [conv_begin, conv_begin + conv_dim) of out into conv_out (row i belongs to slots[i]). As
+  // the two ops; a backend may run them as one (cuda: the conv in the product's epilogue).
+  virtual void MatMulConvStep(Mat x, const TensorView& w, Mat out, int64_t conv_begin, const int32_t* slots,
+                              const MixerDims& dims, float* conv_state, const TensorView& conv_weight,
+                              const TensorView& conv_bias, Mat conv_out) {
+    MatMul(x, w, out);
+    ConvStep(out.Cols(conv_begin, dims.conv_dim()), slots, dims, conv_state, conv_weight, conv_bias, conv_out);
+  }
+
   // out = rmsnorm_groups(y * silu(z)) * weight, one norm per group of group_size channels.
   virtual void GatedRmsNorm(Mat y, Mat z, const TensorView& weight, int64_t group_size, float eps,
                             Mat out) = 0;

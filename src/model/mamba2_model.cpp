@@ -243,7 +243,10 @@ void Mamba2Model::Forward(const int32_t* ids, const int32_t* slots, int64_t n_se
     const LayerWeights& w = weights_.layers[size_t(l)];
     const LayerState& st = states_[size_t(l)];
     be.AddRmsNorm(hidden, residual, /*first=*/l == 0, w.norm, c.norm_eps, normed);
-    be.MatMul(normed, w.in_proj, zxbcdt);
+    if (step)
+      be.MatMulConvStep(normed, w.in_proj, zxbcdt, di, slots, dims, st.conv, w.conv_w, w.conv_b, conv_out);
+    else
+      be.MatMul(normed, w.in_proj, zxbcdt);
     ScanInputs in;
     in.x = conv_out.Cols(0, di);                 // [rows, n_heads * head_dim]
     in.B = conv_out.Cols(di, gn);                // [rows, n_groups * d_state]
@@ -255,7 +258,6 @@ void Mamba2Model::Forward(const int32_t* ids, const int32_t* slots, int64_t n_se
     in.dt_min = c.dt_limit_min;
     in.dt_max = c.dt_limit_max;
     if (step) {
-      be.ConvStep(xbc, slots, dims, st.conv, w.conv_w, w.conv_b, conv_out);
       be.SsmStep(in, slots, dims, st.ssm, y);
     } else {
       be.ConvPrefill(xbc, n_seqs, seq_len, slots, dims, st.conv, w.conv_w, w.conv_b, conv_out);

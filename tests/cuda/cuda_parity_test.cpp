@@ -8,6 +8,7 @@
 #include <functional>
 #include <limits>
 #include <map>
+#include <tuple>
 
 #include "backend/mixer_test_util.h"
 #include "cuda/emu_backend.h"
@@ -348,6 +349,47 @@ TEST_P(CudaOps, ConvPrefillAndStep) {
       ExpectClose(got_step.conv_state, want_step.conv_state, kFp32Tol, what + " ConvStep state");
     }
   }
+}
+
+// Decode's in_proj with the conv step in the GEMV's epilogue (16-bit modes) gives the very bits of
+// MatMul then ConvStep on the same backend: product, conv output and conv state.
+TEST(CudaMatMul, FusedConvStepEqualsTheTwoOps) {
+  const MixerShape shapes[] = {{4, 16, 16, 1}, {8, 16, 128, 8}, {5, 16, 16, 1, 3}};
+  for (const bool device : {false, true})
+    for (DType half : {DType::BF16, DType::F16}) {
+      Backend* b = device ? Cuda(half == DType::BF16 ? Mode::kBf16 : Mode::kFp16) : Emu(half);
+      if (!b) continue;
+      for (const MixerShape& shape : shapes)
+        for (int64_t n_seqs : {1, 3, 8}) {
+          if (!device && shape.d_state > 16 && n_seqs != 3) continue;  // the emulator takes one wide case
+          const MixerData d = MakeMixerData(shape, n_seqs, 1, 40 + uint64_t(n_seqs));
+          const int64_t K = 72, N = d.zxbcdt.cols;
+          Rng rng(uint64_t(N + n_seqs));
+          HostMat x = MakeHostMat(n_seqs, K, 4, 4);  // 16-byte aligned rows: the GEMV applies
+          rng.Fill(x, -1.0f, 1.0f);
+          StoredTensor w = Store(rng.UniformVec(size_t(N * K), -0.2f, 0.2f), DType::F32, Shape{N, K});
+          auto run = [&](bool fused) {
+            MixerOnDevice dev(*b, d);
+            const Mat xd = dev.mem.Upload(x);
+            const TensorView wd = b->PrepareWeight(w.view, WeightKind::kMatrix);
+            if (fused) {
+              b->MatMulConvStep(xd, wd, dev.zxbcdt, d.xbc_col(), dev.slots, d.dims, dev.conv_state, dev.conv_w,
+                                dev.conv_b, dev.conv_out);
+            } else {
+              b->MatMul(xd, wd, dev.zxbcdt);
+              b->ConvStep(dev.xbc, dev.slots, d.dims, dev.conv_state, dev.conv_w, dev.conv_b, dev.conv_out);
+            }
+            return std::make_tuple(dev.mem.Download(dev.zxbcdt, d.zxbcdt).buf, dev.mem.Download(dev.conv_out, d.conv_out).buf,
+                                   dev.mem.Download(dev.conv_state, d.conv_state.size()));
+          };
+          const std::string what = std::string(device ? "cuda " : "emu ") + DTypeName(half) + " " + shape.str() +
+                                   " rows " + std::to_string(n_seqs);
+          const auto fused = run(true), apart = run(false);
+          EXPECT_EQ(std::get<0>(fused), std::get<0>(apart)) << what << ": in_proj output";
+          EXPECT_EQ(std::get<1>(fused), std::get<1>(apart)) << what << ": conv output";
+          EXPECT_EQ(std::get<2>(fused), std::get<2>(apart)) << what << ": conv state";
+        }
+    }
 }
 
 // ---- scan ------------------------------------------------------------------------------------------

@@ -97,7 +97,7 @@ class EmuBackend final : public HostBackend {
     if (half_ != DType::F32 && w.dtype == half_) {
       const auto* wh = w.as<uint16_t>();
       if (cuda_args::GemvApplies(x.rows, K, x.data, x.ld, wh)) {  // as the CUDA backend
-        emu::LaunchGemv(x.data, x.rows, x.ld, wh, Code(half_), N, K, out.data, out.ld, nullptr);
+        emu::LaunchGemv(x.data, x.rows, x.ld, wh, Code(half_), N, K, out.data, out.ld, nullptr, nullptr);
         return;
       }
       // As cuBLAS: 16-bit operands, exact products, fp32 sums.
@@ -119,6 +119,22 @@ class EmuBackend final : public HostBackend {
           acc += double(x.row(r)[k]) * double(LoadAsF32(w.data, w.dtype, size_t(n * K + k)));
         out.row(r)[n] = float(acc);
       }
+  }
+
+  // As the CUDA backend: the conv in the GEMV's epilogue where the product is the GEMV.
+  void MatMulConvStep(Mat x, const TensorView& w, Mat out, int64_t conv_begin, const int32_t* slots,
+                      const MixerDims& dims, float* conv_state, const TensorView& conv_weight,
+                      const TensorView& conv_bias, Mat conv_out) override {
+    const auto* wh = static_cast<const uint16_t*>(w.data);
+    if (half_ == DType::F32 || w.dtype != half_ || !cuda_args::GemvApplies(x.rows, w.shape[1], x.data, x.ld, wh)) {
+      Backend::MatMulConvStep(x, w, out, conv_begin, slots, dims, conv_state, conv_weight, conv_bias, conv_out);
+      return;
+    }
+    cuda_args::GemvConv conv;
+    conv.conv = ConvArgs(out.Cols(conv_begin, dims.conv_dim()), x.rows, 1, slots, dims, conv_state, conv_weight,
+                         conv_bias, conv_out);
+    conv.begin = conv_begin;
+    emu::LaunchGemv(x.data, x.rows, x.ld, wh, Code(half_), w.shape[0], w.shape[1], out.data, out.ld, &conv, nullptr);
   }
 
   void ConvPrefill(Mat xbc, int64_t n_seqs, int64_t seq_len, const int32_t* slots, const MixerDims& dims,
@@ -245,7 +261,7 @@ TEST(CudaEmulator, GemvKernelAgainstRoundedOperands) {
           std::vector<uint16_t> w(size_t(N * K));
           for (uint16_t& v : w) v = half == cuda_args::kBF16 ? F32ToBF16(uni(gen)) : F32ToF16(uni(gen));
           std::vector<float> out(size_t((rows + 1) * out_ld), -7.0f);
-          emu::LaunchGemv(x.data(), rows, x_ld, w.data(), half, N, K, out.data(), out_ld, nullptr);
+          emu::LaunchGemv(x.data(), rows, x_ld, w.data(), half, N, K, out.data(), out_ld, nullptr, nullptr);
           double err2 = 0.0, ref2 = 0.0;
           for (int64_t r = 0; r <= rows; ++r)
             for (int64_t n = 0; n < out_ld; ++n) {

@@ -301,9 +301,9 @@ class CudaBackend final : public Backend {
     }
     CHECK_MSG(w.dtype == DType::BF16 || w.dtype == DType::F16, std::string("cuda: MatMul weight in ") +
                                                                    DTypeName(w.dtype) + " was not prepared by this backend");
-    const auto* wh = static_cast<const uint16_t*>(w.data);
-    if (gemv_ && cuda_args::GemvApplies(x.rows, K, x.data, x.ld, wh)) {
-      cuda::LaunchGemv(x.data, x.rows, x.ld, wh, KernelDType(w.dtype), N, K, out.data, out.ld, stream_);
+    if (UsesGemv(x, w)) {
+      cuda::LaunchGemv(x.data, x.rows, x.ld, w.as<uint16_t>(), KernelDType(w.dtype), N, K, out.data, out.ld,
+                       nullptr, stream_);
       return;
     }
     // The activations in the weights' 16-bit format; products exact, sums in fp32.
@@ -313,6 +313,29 @@ class CudaBackend final : public Backend {
     CUBLAS_CHECK(cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, int(N), int(x.rows), int(K), &one, w.data, half,
                               int(K), xh, half, int(K), &zero, out.data, CUDA_R_32F, int(out.ld),
                               CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+  }
+
+  // Where the product is the GEMV kernel, the conv runs in its epilogue: one kernel fewer per layer.
+  void MatMulConvStep(Mat x, const TensorView& w, Mat out, int64_t conv_begin, const int32_t* slots,
+                      const MixerDims& dims, float* conv_state, const TensorView& conv_weight,
+                      const TensorView& conv_bias, Mat conv_out) override {
+    Current();
+    const int64_t N = w.shape[0], K = w.shape[1];
+    if (!UsesGemv(x, w)) {
+      Backend::MatMulConvStep(x, w, out, conv_begin, slots, dims, conv_state, conv_weight, conv_bias, conv_out);
+      return;
+    }
+    CHECK(x.cols == K && out.cols == N && out.rows == x.rows && conv_out.rows == x.rows);
+    CHECK(conv_begin >= 0 && conv_begin + dims.conv_dim() <= N && conv_out.cols == dims.conv_dim());
+    const Mat xbc = out.Cols(conv_begin, dims.conv_dim());
+    // Each conv channel is read and written by the one thread that produced its input, so
+    // conv_out may alias xbc exactly; any other overlap would be read after being written.
+    CHECK(SameView(xbc, conv_out) || !MayOverlap(out, conv_out));
+    cuda_args::GemvConv conv;
+    conv.conv = ConvArgs(xbc, x.rows, 1, slots, dims, conv_state, conv_weight, conv_bias, conv_out);
+    conv.begin = conv_begin;
+    cuda::LaunchGemv(x.data, x.rows, x.ld, w.as<uint16_t>(), KernelDType(w.dtype), N, K, out.data, out.ld, &conv,
+                     stream_);
   }
 
   void ConvPrefill(Mat xbc, int64_t n_seqs, int64_t seq_len, const int32_t* slots, const MixerDims& dims,
@@ -425,6 +448,12 @@ class CudaBackend final : public Backend {
     CHECK(weight.dtype == DType::F32 && weight.numel() == dims.conv_dim() * dims.d_conv);
     CHECK(bias.data == nullptr || (bias.dtype == DType::F32 && bias.numel() == dims.conv_dim()));
     return cuda_args::MakeConvParams(in, n_seqs, seq_len, slots, dims, conv_state, weight, bias, out);
+  }
+
+  // Decode-sized products of the 16-bit modes run on gemv.cuh (unless switched off).
+  bool UsesGemv(const Mat& x, const TensorView& w) const {
+    return gemv_ && (w.dtype == DType::BF16 || w.dtype == DType::F16) &&
+           cuda_args::GemvApplies(x.rows, w.shape[1], x.data, x.ld, static_cast<const uint16_t*>(w.data));
   }
 
   // The scan's inputs; any that y may overwrite while still being read go aside first.

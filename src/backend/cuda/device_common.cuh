@@ -41,6 +41,20 @@ M2_DEVICE double DtValue(float raw, float bias, float dt_min, float dt_max) {
   return dt;
 }
 
+// One decode token of conv channel c for row i (state of slot slots[i]): shift the window,
+// append `input`, convolve, SiLU into out. ConvStepKernel and the in_proj product's fused
+// epilogue (gemv.cuh) both run it, so the fused step gives the same bits.
+M2_DEVICE void ConvStepChannel(const cuda_args::ConvParams& p, int64_t i, int64_t c, float input) {
+  const int64_t W = p.d_conv;
+  float* state = p.conv_state + (int64_t(p.slots[i]) * p.conv_dim + c) * W;
+  const float* w = p.weight + c * W;
+  for (int64_t k = 0; k + 1 < W; ++k) state[k] = state[k + 1];
+  state[W - 1] = input;
+  float acc = p.bias ? p.bias[c] : 0.0f;
+  for (int64_t k = 0; k < W; ++k) acc += state[k] * w[k];
+  p.out[i * p.out_ld + c] = SiluF(acc);
+}
+
 struct SumOp {
   template <typename T>
   M2_HD T operator()(T a, T b) const { return a + b; }

@@ -197,14 +197,7 @@ __global__ void ConvStepKernel(cuda_args::ConvParams p) {
   const int64_t c = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   const int64_t i = blockIdx.y;
   if (c >= p.conv_dim) return;
-  const int64_t W = p.d_conv;
-  float* state = p.conv_state + (int64_t(p.slots[i]) * p.conv_dim + c) * W;
-  const float* w = p.weight + c * W;
-  for (int64_t k = 0; k + 1 < W; ++k) state[k] = state[k + 1];
-  state[W - 1] = p.xbc[i * p.xbc_ld + c];
-  float acc = p.bias ? p.bias[c] : 0.0f;
-  for (int64_t k = 0; k < W; ++k) acc += state[k] * w[k];
-  p.out[i * p.out_ld + c] = SiluF(acc);
+  ConvStepChannel(p, i, c, p.xbc[i * p.xbc_ld + c]);
 }
 
 // The prefill reads inputs of neighbouring steps from other threads: out must not overlap xbc

@@ -28,9 +28,12 @@ M2_DEVICE float RoundToHalf(float v, int half) {
   return half == cuda_args::kBF16 ? BF16ToF32(F32ToBF16(v)) : F16ToF32(F32ToF16(v));
 }
 
-template <int R>
+// kConv: the warp of column n in [conv.begin, conv.begin + conv_dim) also advances conv channel
+// n - conv.begin of every row: it is the only thread that produces that channel's input, so it
+// owns the channel's state.
+template <int R, bool kConv>
 __global__ void GemvKernel(const float* x, int64_t x_ld, const uint16_t* w, int half, int64_t N, int64_t K,
-                           float* out, int64_t out_ld) {
+                           float* out, int64_t out_ld, cuda_args::GemvConv conv) {
   M2_GRID_DEPENDENCY();
   const int lane = int(threadIdx.x) & 31;
   const int64_t n = int64_t(blockIdx.x) * (kBlock / 32) + (int64_t(threadIdx.x) >> 5);
@@ -64,29 +67,45 @@ __global__ void GemvKernel(const float* x, int64_t x_ld, const uint16_t* w, int 
       }
     }
   }
+  const int64_t channel = n - conv.begin;
   M2_UNROLL
   for (int r = 0; r < R; ++r) {
     const float s = WarpSum(acc[r]);
-    if (lane == r) out[r * out_ld + n] = s;
+    if (lane == r) {
+      out[r * out_ld + n] = s;
+      if (kConv && channel >= 0 && channel < conv.conv.conv_dim) ConvStepChannel(conv.conv, r, channel, s);
+    }
   }
 }
 
-// Preconditions: cuda_args::GemvApplies(rows, K, x, x_ld, w).
+template <int R>
+void LaunchGemvRows(const float* x, int64_t x_ld, const uint16_t* w, int half, int64_t N, int64_t K, float* out,
+                    int64_t out_ld, const cuda_args::GemvConv* conv, cudaStream_t stream) {
+  const dim3 grid(CeilDiv(N, kBlock / 32)), block(kBlock);
+  if (conv)
+    M2_LAUNCH((GemvKernel<R, true>), grid, block, stream, x, x_ld, w, half, N, K, out, out_ld, *conv);
+  else
+    M2_LAUNCH((GemvKernel<R, false>), grid, block, stream, x, x_ld, w, half, N, K, out, out_ld,
+              cuda_args::GemvConv{});
+}
+
+// Preconditions: cuda_args::GemvApplies(rows, K, x, x_ld, w); with conv, its columns within out.
 void LaunchGemv(const float* x, int64_t rows, int64_t x_ld, const uint16_t* w, int half, int64_t N, int64_t K,
-                float* out, int64_t out_ld, cudaStream_t stream) {
+                float* out, int64_t out_ld, const cuda_args::GemvConv* conv, cudaStream_t stream) {
   if (N <= 0) return;
   M2_KCHECK(cuda_args::GemvApplies(rows, K, x, x_ld, w));
   M2_KCHECK(half == cuda_args::kBF16 || half == cuda_args::kF16);
-  const dim3 grid(CeilDiv(N, kBlock / 32)), block(kBlock);
+  M2_KCHECK(!conv || (conv->begin >= 0 && conv->begin + conv->conv.conv_dim <= N && conv->conv.n_seqs == rows &&
+                      conv->conv.d_conv >= 1));
   switch (rows) {
-    case 1: M2_LAUNCH(GemvKernel<1>, grid, block, stream, x, x_ld, w, half, N, K, out, out_ld); break;
-    case 2: M2_LAUNCH(GemvKernel<2>, grid, block, stream, x, x_ld, w, half, N, K, out, out_ld); break;
-    case 3: M2_LAUNCH(GemvKernel<3>, grid, block, stream, x, x_ld, w, half, N, K, out, out_ld); break;
-    case 4: M2_LAUNCH(GemvKernel<4>, grid, block, stream, x, x_ld, w, half, N, K, out, out_ld); break;
-    case 5: M2_LAUNCH(GemvKernel<5>, grid, block, stream, x, x_ld, w, half, N, K, out, out_ld); break;
-    case 6: M2_LAUNCH(GemvKernel<6>, grid, block, stream, x, x_ld, w, half, N, K, out, out_ld); break;
-    case 7: M2_LAUNCH(GemvKernel<7>, grid, block, stream, x, x_ld, w, half, N, K, out, out_ld); break;
-    default: M2_LAUNCH(GemvKernel<8>, grid, block, stream, x, x_ld, w, half, N, K, out, out_ld); break;
+    case 1: LaunchGemvRows<1>(x, x_ld, w, half, N, K, out, out_ld, conv, stream); break;
+    case 2: LaunchGemvRows<2>(x, x_ld, w, half, N, K, out, out_ld, conv, stream); break;
+    case 3: LaunchGemvRows<3>(x, x_ld, w, half, N, K, out, out_ld, conv, stream); break;
+    case 4: LaunchGemvRows<4>(x, x_ld, w, half, N, K, out, out_ld, conv, stream); break;
+    case 5: LaunchGemvRows<5>(x, x_ld, w, half, N, K, out, out_ld, conv, stream); break;
+    case 6: LaunchGemvRows<6>(x, x_ld, w, half, N, K, out, out_ld, conv, stream); break;
+    case 7: LaunchGemvRows<7>(x, x_ld, w, half, N, K, out, out_ld, conv, stream); break;
+    default: LaunchGemvRows<8>(x, x_ld, w, half, N, K, out, out_ld, conv, stream); break;
   }
 }
 

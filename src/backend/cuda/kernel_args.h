@@ -100,6 +100,13 @@ inline SsdScratch CarveSsdScratch(void* base, const SsdLayout& l) {
   return s;
 }
 
+// The decode step's conv fused after the in_proj product (gemv.cuh): columns [begin, begin +
+// conv.conv_dim) of the product are the conv inputs; conv.xbc is not read.
+struct GemvConv {
+  ConvParams conv;
+  int64_t begin = 0;
+};
+
 // Whether the decode product of gemv.cuh takes out = x w^T: at most kGemvMaxRows rows, K a whole
 // number of 16-byte weight pieces, and rows of x and w starting on 16-byte boundaries.
 constexpr int64_t kGemvMaxRows = 8;

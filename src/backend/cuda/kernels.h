@@ -26,9 +26,10 @@ void LaunchPackHalf(const float* x, int64_t rows, int64_t cols, int64_t ld, int 
                     cudaStream_t stream);
 
 // out[rows, N] (row stride out_ld) = x[rows, K] rounded to `half` times w[N, K]^T (w in `half`),
-// fp32 sums; only where cuda_args::GemvApplies(rows, K, x, x_ld, w).
+// fp32 sums; only where cuda_args::GemvApplies(rows, K, x, x_ld, w). With `conv`, also the conv
+// step of LaunchConvStep over the columns conv->begin.. of out (one row per slot).
 void LaunchGemv(const float* x, int64_t rows, int64_t x_ld, const uint16_t* w, int half, int64_t N, int64_t K,
-                float* out, int64_t out_ld, cudaStream_t stream);
+                float* out, int64_t out_ld, const cuda_args::GemvConv* conv, cudaStream_t stream);
 
 void LaunchEmbed(const int32_t* ids, int64_t n, const void* table, int dtype, int64_t d, float* out,
                  int64_t out_ld, cudaStream_t stream);
