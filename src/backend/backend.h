@@ -126,7 +126,7 @@ class Backend {
                        float* ssm_state, Mat y) = 0;
 
   // Decode's in_proj and conv together: out = x @ w^T, then ConvStep over the columns
-  // [conv_begin, conv_begin + conv_dim) of out into conv_out (row i belongs to slots[i]). As
+  // [conv_begin, conv_begin + conv_dim) of out into conv_out (row i belongs to slots[i], all distinct). As
   // the two ops; a backend may run them as one (cuda: the conv in the product's epilogue).
   virtual void MatMulConvStep(Mat x, const TensorView& w, Mat out, int64_t conv_begin, const int32_t* slots,
                               const MixerDims& dims, float* conv_state, const TensorView& conv_weight,

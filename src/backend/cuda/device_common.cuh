@@ -41,17 +41,44 @@ M2_DEVICE double DtValue(float raw, float bias, float dt_min, float dt_max) {
   return dt;
 }
 
-// One decode token of conv channel c for row i (state of slot slots[i]): shift the window,
-// append `input`, convolve, SiLU into out. ConvStepKernel and the in_proj product's fused
-// epilogue (gemv.cuh) both run it, so the fused step gives the same bits.
-M2_DEVICE void ConvStepChannel(const cuda_args::ConvParams& p, int64_t i, int64_t c, float input) {
-  const int64_t W = p.d_conv;
+constexpr int kMaxConv = 8;  // largest d_conv supported (Mamba-2 uses 4)
+
+// One decode token of conv channel c for row i (the state of slot slots[i]), in two halves so
+// that a caller can load the channel long before its input exists: ConvStepKernel, and the
+// in_proj product's epilogue (gemv.cuh), which loads while it streams the weights. Both run this
+// code, so the fused step gives the same bits.
+struct ConvChannel {
+  float next[kMaxConv];  // the window's inputs that stay: old state[1 .. d_conv-1]
+  float w[kMaxConv];
+  float bias;
+};
+
+M2_DEVICE ConvChannel LoadConvChannel(const cuda_args::ConvParams& p, int64_t i, int64_t c) {
+  const int W = int(p.d_conv);
+  const float* state = p.conv_state + (int64_t(p.slots[i]) * p.conv_dim + c) * W;
+  ConvChannel ch;
+  M2_UNROLL
+  for (int k = 0; k < kMaxConv; ++k) {
+    ch.next[k] = k + 1 < W ? state[k + 1] : 0.0f;
+    ch.w[k] = k < W ? p.weight[c * W + k] : 0.0f;
+  }
+  ch.bias = p.bias ? p.bias[c] : 0.0f;
+  return ch;
+}
+
+// Shift the window, append `input`, convolve, SiLU into out.
+M2_DEVICE void StepConvChannel(const cuda_args::ConvParams& p, int64_t i, int64_t c, const ConvChannel& ch,
+                               float input) {
+  const int W = int(p.d_conv);
   float* state = p.conv_state + (int64_t(p.slots[i]) * p.conv_dim + c) * W;
-  const float* w = p.weight + c * W;
-  for (int64_t k = 0; k + 1 < W; ++k) state[k] = state[k + 1];
-  state[W - 1] = input;
-  float acc = p.bias ? p.bias[c] : 0.0f;
-  for (int64_t k = 0; k < W; ++k) acc += state[k] * w[k];
+  float acc = ch.bias;
+  M2_UNROLL
+  for (int k = 0; k < kMaxConv; ++k) {
+    if (k >= W) break;
+    const float v = k + 1 < W ? ch.next[k] : input;
+    state[k] = v;
+    acc += v * ch.w[k];
+  }
   p.out[i * p.out_ld + c] = SiluF(acc);
 }
 

@@ -137,7 +137,6 @@ void LaunchGatedRmsNorm(const float* y, int64_t y_ld, const float* z, int64_t z_
 
 // ---- causal depthwise conv ---------------------------------------------------------------------
 
-constexpr int kMaxConv = 8;    // largest d_conv supported (Mamba-2 uses 4)
 constexpr int kConvTime = 32;  // time steps per thread in the prefill kernel
 
 // Input of channel c at time u of sequence s: xbc for u >= 0, else the conv state, whose last
@@ -197,7 +196,7 @@ __global__ void ConvStepKernel(cuda_args::ConvParams p) {
   const int64_t c = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   const int64_t i = blockIdx.y;
   if (c >= p.conv_dim) return;
-  ConvStepChannel(p, i, c, p.xbc[i * p.xbc_ld + c]);
+  StepConvChannel(p, i, c, LoadConvChannel(p, i, c), p.xbc[i * p.xbc_ld + c]);
 }
 
 // The prefill reads inputs of neighbouring steps from other threads: out must not overlap xbc
@@ -214,7 +213,7 @@ void LaunchConvPrefill(const cuda_args::ConvParams& p, cudaStream_t stream) {
 
 void LaunchConvStep(const cuda_args::ConvParams& p, cudaStream_t stream) {
   if (p.n_seqs <= 0) return;
-  M2_KCHECK(p.d_conv >= 1 && p.n_seqs <= 65535);
+  M2_KCHECK(p.d_conv >= 1 && p.d_conv <= kMaxConv && p.n_seqs <= 65535);
   M2_LAUNCH(ConvStepKernel, dim3(CeilDiv(p.conv_dim, 128), unsigned(p.n_seqs)), dim3(128), stream, p);
 }
 

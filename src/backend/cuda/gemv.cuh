@@ -38,6 +38,11 @@ __global__ void GemvKernel(const float* x, int64_t x_ld, const uint16_t* w, int 
   const int lane = int(threadIdx.x) & 31;
   const int64_t n = int64_t(blockIdx.x) * (kBlock / 32) + (int64_t(threadIdx.x) >> 5);
   if (n >= N) return;  // a whole warp; no block barriers follow
+  // The conv channel this warp feeds, loaded now so that its latency hides behind the stream.
+  const int64_t channel = n - conv.begin;
+  const bool conv_lane = kConv && lane < R && channel >= 0 && channel < conv.conv.conv_dim;
+  ConvChannel ch = {};
+  if (conv_lane) ch = LoadConvChannel(conv.conv, lane, channel);
   const Halves8* wr = reinterpret_cast<const Halves8*>(w + n * K);
   const int64_t n_vec = K / 8;
   float acc[R];
@@ -67,13 +72,12 @@ __global__ void GemvKernel(const float* x, int64_t x_ld, const uint16_t* w, int 
       }
     }
   }
-  const int64_t channel = n - conv.begin;
   M2_UNROLL
   for (int r = 0; r < R; ++r) {
     const float s = WarpSum(acc[r]);
     if (lane == r) {
       out[r * out_ld + n] = s;
-      if (kConv && channel >= 0 && channel < conv.conv.conv_dim) ConvStepChannel(conv.conv, r, channel, s);
+      if (conv_lane) StepConvChannel(conv.conv, r, channel, ch, s);
     }
   }
 }
@@ -96,7 +100,7 @@ void LaunchGemv(const float* x, int64_t rows, int64_t x_ld, const uint16_t* w, i
   M2_KCHECK(cuda_args::GemvApplies(rows, K, x, x_ld, w));
   M2_KCHECK(half == cuda_args::kBF16 || half == cuda_args::kF16);
   M2_KCHECK(!conv || (conv->begin >= 0 && conv->begin + conv->conv.conv_dim <= N && conv->conv.n_seqs == rows &&
-                      conv->conv.d_conv >= 1));
+                      conv->conv.d_conv >= 1 && conv->conv.d_conv <= kMaxConv));
   switch (rows) {
     case 1: LaunchGemvRows<1>(x, x_ld, w, half, N, K, out, out_ld, conv, stream); break;
     case 2: LaunchGemvRows<2>(x, x_ld, w, half, N, K, out, out_ld, conv, stream); break;
