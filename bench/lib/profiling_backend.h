@@ -42,6 +42,10 @@ class ProfilingBackend final : public Backend {
   void MatMulConvStep(Mat x, const TensorView& w, Mat out, int64_t conv_begin, const int32_t* slots,
                       const MixerDims& dims, float* conv_state, const TensorView& conv_weight,
                       const TensorView& conv_bias, Mat conv_out) override;
+  void AddRmsNormMatMul(Mat hidden, Mat residual, bool first, const TensorView& norm_weight, float eps, Mat normed,
+                        const TensorView& w, Mat out) override;
+  void GatedRmsNormMatMul(Mat y, Mat z, const TensorView& norm_weight, int64_t group_size, float eps, Mat gated,
+                          const TensorView& w, Mat out) override;
   void ConvPrefill(Mat xbc, int64_t n_seqs, int64_t seq_len, const int32_t* slots, const MixerDims& dims,
                    float* conv_state, const TensorView& weight, const TensorView& bias, Mat out) override;
   void SsdPrefill(const ScanInputs& in, int64_t n_seqs, int64_t seq_len, const int32_t* slots,
@@ -57,6 +61,7 @@ class ProfilingBackend final : public Backend {
   // Record is not forwarded: the default re-issues each op through this profiler.
 
  private:
+  std::string MatMulName(const TensorView& w) const;  // "matmul in_proj", or the weight's shape
   template <typename F>
   void Time(const std::string& op, F&& f, double flops = 0);
 

@@ -139,6 +139,21 @@ class Backend {
   virtual void GatedRmsNorm(Mat y, Mat z, const TensorView& weight, int64_t group_size, float eps,
                             Mat out) = 0;
 
+  // A norm and the product that reads it, as the two ops: AddRmsNorm into `normed`, then
+  // out = normed @ w^T; GatedRmsNorm into `gated`, then out = gated @ w^T. The product is all the
+  // model reads, so a backend may skip writing normed / gated (cuda's 16-bit modes write the
+  // GEMM's packed operand instead); their contents are unspecified afterwards.
+  virtual void AddRmsNormMatMul(Mat hidden, Mat residual, bool first, const TensorView& norm_weight, float eps,
+                                Mat normed, const TensorView& w, Mat out) {
+    AddRmsNorm(hidden, residual, first, norm_weight, eps, normed);
+    MatMul(normed, w, out);
+  }
+  virtual void GatedRmsNormMatMul(Mat y, Mat z, const TensorView& norm_weight, int64_t group_size, float eps,
+                                  Mat gated, const TensorView& w, Mat out) {
+    GatedRmsNorm(y, z, norm_weight, group_size, eps, gated);
+    MatMul(gated, w, out);
+  }
+
   // Copies the recurrent state of one slot to another (prefix snapshots, forks).
   virtual void CopySlot(float* state, int64_t slot_size, int32_t from, int32_t to) = 0;
 

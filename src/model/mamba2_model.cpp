@@ -242,11 +242,12 @@ void Mamba2Model::Forward(const int32_t* ids, const int32_t* slots, int64_t n_se
   for (int64_t l = 0; l < c.n_layer; ++l) {
     const LayerWeights& w = weights_.layers[size_t(l)];
     const LayerState& st = states_[size_t(l)];
-    be.AddRmsNorm(hidden, residual, /*first=*/l == 0, w.norm, c.norm_eps, normed);
-    if (step)
+    if (step) {
+      be.AddRmsNorm(hidden, residual, /*first=*/l == 0, w.norm, c.norm_eps, normed);
       be.MatMulConvStep(normed, w.in_proj, zxbcdt, di, slots, dims, st.conv, w.conv_w, w.conv_b, conv_out);
-    else
-      be.MatMul(normed, w.in_proj, zxbcdt);
+    } else {
+      be.AddRmsNormMatMul(hidden, residual, /*first=*/l == 0, w.norm, c.norm_eps, normed, w.in_proj, zxbcdt);
+    }
     ScanInputs in;
     in.x = conv_out.Cols(0, di);                 // [rows, n_heads * head_dim]
     in.B = conv_out.Cols(di, gn);                // [rows, n_groups * d_state]
@@ -263,15 +264,15 @@ void Mamba2Model::Forward(const int32_t* ids, const int32_t* slots, int64_t n_se
       be.ConvPrefill(xbc, n_seqs, seq_len, slots, dims, st.conv, w.conv_w, w.conv_b, conv_out);
       be.SsdPrefill(in, n_seqs, seq_len, slots, dims, chunk_size_, st.ssm, y);
     }
-    be.GatedRmsNorm(y, z, w.gated_norm, di / c.n_groups, c.norm_eps, gated);
-    be.MatMul(gated, w.out_proj, hidden);
+    be.GatedRmsNormMatMul(y, z, w.gated_norm, di / c.n_groups, c.norm_eps, gated, w.out_proj, hidden);
   }
   if (mode == LogitsMode::kNone) return;
-  be.AddRmsNorm(hidden, residual, /*first=*/false, weights_.norm_f, c.norm_eps, normed);
   const int64_t V = c.vocab_rows;
   if (mode == LogitsMode::kAll) {
-    be.MatMul(normed, weights_.lm_head, Mat{logits, rows, V, V});
+    be.AddRmsNormMatMul(hidden, residual, /*first=*/false, weights_.norm_f, c.norm_eps, normed, weights_.lm_head,
+                        Mat{logits, rows, V, V});
   } else {
+    be.AddRmsNorm(hidden, residual, /*first=*/false, weights_.norm_f, c.norm_eps, normed);
     // The last row of each sequence: a strided view, no gather.
     Mat last{normed_ + (seq_len - 1) * c.d_model, n_seqs, c.d_model, seq_len * c.d_model};
     be.MatMul(last, weights_.lm_head, Mat{logits, n_seqs, V, V});

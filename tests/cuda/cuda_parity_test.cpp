@@ -392,6 +392,52 @@ TEST(CudaMatMul, FusedConvStepEqualsTheTwoOps) {
     }
 }
 
+// In the 16-bit modes the norms ahead of a GEMM write its packed operand themselves: the product
+// (and the residual) must be the very bits of the norm op followed by MatMul. Rows 3 take the
+// GEMV (the two ops as they are), rows 9 and 20 the GEMM.
+TEST(CudaMatMul, NormsWritingThePackedOperandEqualTheTwoOps) {
+  const int64_t K = 64, N = 40, group = 16;
+  for (const bool device : {false, true})
+    for (DType half : {DType::BF16, DType::F16}) {
+      Backend* b = device ? Cuda(half == DType::BF16 ? Mode::kBf16 : Mode::kFp16) : Emu(half);
+      if (!b) continue;
+      for (int64_t rows : {3, 9, 20})
+        for (bool gated : {false, true}) {
+          Rng rng(uint64_t(rows * 10 + gated));
+          HostMat a = MakeHostMat(rows, K, 2, 2), c = MakeHostMat(rows, K, 0, 4);
+          rng.Fill(a, -2.0f, 2.0f);
+          rng.Fill(c, -2.0f, 2.0f);
+          const std::vector<float> norm_w = rng.UniformVec(size_t(K), 0.5f, 1.5f);
+          StoredTensor w = Store(rng.UniformVec(size_t(N * K), -0.2f, 0.2f), DType::F32, Shape{N, K});
+          auto run = [&](bool fused) {
+            DeviceArena mem(*b);
+            const Mat ad = mem.Upload(a), cd = mem.Upload(c);
+            const HostMat norm_out0 = MakeHostMat(rows, K, 1, 1), out0 = MakeHostMat(rows, N, 0, 2);
+            const Mat norm_out = mem.Upload(norm_out0), out = mem.Upload(out0);
+            const TensorView nw = b->PrepareWeight(
+                TensorView{const_cast<float*>(norm_w.data()), DType::F32, Shape{K}}, WeightKind::kVector);
+            const TensorView wd = b->PrepareWeight(w.view, WeightKind::kMatrix);
+            if (gated && fused) b->GatedRmsNormMatMul(ad, cd, nw, group, 1e-5f, norm_out, wd, out);
+            if (gated && !fused) {
+              b->GatedRmsNorm(ad, cd, nw, group, 1e-5f, norm_out);
+              b->MatMul(norm_out, wd, out);
+            }
+            if (!gated && fused) b->AddRmsNormMatMul(ad, cd, /*first=*/false, nw, 1e-5f, norm_out, wd, out);
+            if (!gated && !fused) {
+              b->AddRmsNorm(ad, cd, /*first=*/false, nw, 1e-5f, norm_out);
+              b->MatMul(norm_out, wd, out);
+            }
+            return std::make_pair(mem.Download(out, out0).buf, mem.Download(cd, c).buf);
+          };
+          const std::string what = std::string(device ? "cuda " : "emu ") + DTypeName(half) + " rows " +
+                                   std::to_string(rows) + (gated ? " gated" : " add");
+          const auto fused = run(true), apart = run(false);
+          EXPECT_EQ(fused.first, apart.first) << what << ": product";
+          EXPECT_EQ(fused.second, apart.second) << what << ": residual";
+        }
+    }
+}
+
 // ---- scan ------------------------------------------------------------------------------------------
 
 struct ScanCase {

@@ -100,16 +100,9 @@ class EmuBackend final : public HostBackend {
         emu::LaunchGemv(x.data, x.rows, x.ld, wh, Code(half_), N, K, out.data, out.ld, nullptr, nullptr);
         return;
       }
-      // As cuBLAS: 16-bit operands, exact products, fp32 sums.
       std::vector<uint16_t> xh(size_t(x.rows * K));
       emu::LaunchPackHalf(x.data, x.rows, K, x.ld, Code(half_), xh.data(), nullptr);
-      for (int64_t r = 0; r < x.rows; ++r)
-        for (int64_t n = 0; n < N; ++n) {
-          float acc = 0.0f;
-          for (int64_t k = 0; k < K; ++k)
-            acc += LoadAsF32(xh.data(), half_, size_t(r * K + k)) * LoadAsF32(wh, half_, size_t(n * K + k));
-          out.row(r)[n] = acc;
-        }
+      HalfGemm(xh, w, out);
       return;
     }
     for (int64_t r = 0; r < x.rows; ++r)
@@ -119,6 +112,30 @@ class EmuBackend final : public HostBackend {
           acc += double(x.row(r)[k]) * double(LoadAsF32(w.data, w.dtype, size_t(n * K + k)));
         out.row(r)[n] = float(acc);
       }
+  }
+
+  // As the CUDA backend: where a 16-bit GEMM follows, the norm writes its packed operand.
+  void AddRmsNormMatMul(Mat hidden, Mat residual, bool first, const TensorView& norm_weight, float eps, Mat normed,
+                        const TensorView& w, Mat out) override {
+    if (!PacksForHalfGemm(normed, w)) {
+      Backend::AddRmsNormMatMul(hidden, residual, first, norm_weight, eps, normed, w, out);
+      return;
+    }
+    std::vector<uint16_t> xh(size_t(hidden.rows * hidden.cols));
+    emu::LaunchAddRmsNormHalf(hidden.data, hidden.ld, residual.data, residual.ld, first, norm_weight.as<float>(), eps,
+                              xh.data(), Code(half_), hidden.rows, hidden.cols, nullptr);
+    HalfGemm(xh, w, out);
+  }
+  void GatedRmsNormMatMul(Mat y, Mat z, const TensorView& norm_weight, int64_t group_size, float eps, Mat gated,
+                          const TensorView& w, Mat out) override {
+    if (!PacksForHalfGemm(gated, w)) {
+      Backend::GatedRmsNormMatMul(y, z, norm_weight, group_size, eps, gated, w, out);
+      return;
+    }
+    std::vector<uint16_t> xh(size_t(y.rows * y.cols));
+    emu::LaunchGatedRmsNormHalf(y.data, y.ld, z.data, z.ld, norm_weight.as<float>(), group_size, eps, xh.data(),
+                                Code(half_), y.rows, y.cols, nullptr);
+    HalfGemm(xh, w, out);
   }
 
   // As the CUDA backend: the conv in the GEMV's epilogue where the product is the GEMV.
@@ -205,6 +222,23 @@ class EmuBackend final : public HostBackend {
   }
 
  private:
+  bool PacksForHalfGemm(const Mat& x, const TensorView& w) const {
+    return x.rows > 0 && half_ != DType::F32 && w.dtype == half_ &&
+           !cuda_args::GemvApplies(x.rows, w.shape[1], x.data, x.ld, static_cast<const uint16_t*>(w.data));
+  }
+  // As cuBLAS: 16-bit operands (xh dense [rows, K]), exact products, fp32 sums.
+  void HalfGemm(const std::vector<uint16_t>& xh, const TensorView& w, Mat out) const {
+    const int64_t N = w.shape[0], K = w.shape[1];
+    const auto* wh = w.as<uint16_t>();
+    for (int64_t r = 0; r < out.rows; ++r)
+      for (int64_t n = 0; n < N; ++n) {
+        float acc = 0.0f;
+        for (int64_t k = 0; k < K; ++k)
+          acc += LoadAsF32(xh.data(), half_, size_t(r * K + k)) * LoadAsF32(wh, half_, size_t(n * K + k));
+        out.row(r)[n] = acc;
+      }
+  }
+
   static cuda_args::ConvParams ConvArgs(Mat in, int64_t n_seqs, int64_t seq_len, const int32_t* slots,
                                         const MixerDims& dims, float* conv_state, const TensorView& weight,
                                         const TensorView& bias, Mat out) {

@@ -307,12 +307,42 @@ class CudaBackend final : public Backend {
       return;
     }
     // The activations in the weights' 16-bit format; products exact, sums in fp32.
-    const cudaDataType half = w.dtype == DType::BF16 ? CUDA_R_16BF : CUDA_R_16F;
-    auto* xh = static_cast<uint16_t*>(act_half_.Ensure(size_t(x.rows * K) * sizeof(uint16_t), stream_));
+    uint16_t* xh = HalfOperand(x.rows, K);
     cuda::LaunchPackHalf(x.data, x.rows, K, x.ld, KernelDType(w.dtype), xh, stream_);
-    CUBLAS_CHECK(cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, int(N), int(x.rows), int(K), &one, w.data, half,
-                              int(K), xh, half, int(K), &zero, out.data, CUDA_R_32F, int(out.ld),
-                              CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    HalfGemm(xh, x.rows, w, out);
+  }
+
+  // In the 16-bit modes (products the GEMV does not take) the norm writes the GEMM's packed
+  // operand directly: no fp32 rows written and read back by a packing pass.
+  void AddRmsNormMatMul(Mat hidden, Mat residual, bool first, const TensorView& norm_weight, float eps, Mat normed,
+                        const TensorView& w, Mat out) override {
+    Current();
+    if (!PacksForHalfGemm(normed, w)) {
+      Backend::AddRmsNormMatMul(hidden, residual, first, norm_weight, eps, normed, w, out);
+      return;
+    }
+    CHECK(norm_weight.dtype == DType::F32 && residual.rows == hidden.rows && normed.rows == hidden.rows);
+    CHECK(residual.cols == hidden.cols && normed.cols == hidden.cols && norm_weight.numel() == hidden.cols);
+    CHECK(w.shape[1] == hidden.cols && out.rows == hidden.rows && out.cols == w.shape[0]);
+    uint16_t* xh = HalfOperand(hidden.rows, hidden.cols);
+    cuda::LaunchAddRmsNormHalf(hidden.data, hidden.ld, residual.data, residual.ld, first, norm_weight.as<float>(), eps,
+                               xh, KernelDType(w.dtype), hidden.rows, hidden.cols, stream_);
+    HalfGemm(xh, hidden.rows, w, out);
+  }
+  void GatedRmsNormMatMul(Mat y, Mat z, const TensorView& norm_weight, int64_t group_size, float eps, Mat gated,
+                          const TensorView& w, Mat out) override {
+    Current();
+    if (!PacksForHalfGemm(gated, w)) {
+      Backend::GatedRmsNormMatMul(y, z, norm_weight, group_size, eps, gated, w, out);
+      return;
+    }
+    CHECK(z.rows == y.rows && z.cols == y.cols && gated.rows == y.rows && gated.cols == y.cols);
+    CHECK(norm_weight.dtype == DType::F32 && norm_weight.numel() == y.cols);
+    CHECK(w.shape[1] == y.cols && out.rows == y.rows && out.cols == w.shape[0]);
+    uint16_t* xh = HalfOperand(y.rows, y.cols);
+    cuda::LaunchGatedRmsNormHalf(y.data, y.ld, z.data, z.ld, norm_weight.as<float>(), group_size, eps, xh,
+                                 KernelDType(w.dtype), y.rows, y.cols, stream_);
+    HalfGemm(xh, y.rows, w, out);
   }
 
   // Where the product is the GEMV kernel, the conv runs in its epilogue: one kernel fewer per layer.
@@ -448,6 +478,25 @@ class CudaBackend final : public Backend {
     CHECK(weight.dtype == DType::F32 && weight.numel() == dims.conv_dim() * dims.d_conv);
     CHECK(bias.data == nullptr || (bias.dtype == DType::F32 && bias.numel() == dims.conv_dim()));
     return cuda_args::MakeConvParams(in, n_seqs, seq_len, slots, dims, conv_state, weight, bias, out);
+  }
+
+  // The dense 16-bit operand [rows, K] of a 16-bit GEMM (scratch, valid until the next product).
+  uint16_t* HalfOperand(int64_t rows, int64_t K) {
+    return static_cast<uint16_t*>(act_half_.Ensure(size_t(rows * K) * sizeof(uint16_t), stream_));
+  }
+  // out[rows, N] = xh [rows, K] (dense, w's format) @ w^T, fp32 sums.
+  void HalfGemm(const uint16_t* xh, int64_t rows, const TensorView& w, Mat out) {
+    const int64_t N = w.shape[0], K = w.shape[1];
+    CHECK(N <= INT_MAX && K <= INT_MAX && rows <= INT_MAX && out.ld <= INT_MAX);
+    const float one = 1.0f, zero = 0.0f;
+    const cudaDataType half = w.dtype == DType::BF16 ? CUDA_R_16BF : CUDA_R_16F;
+    CUBLAS_CHECK(cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, int(N), int(rows), int(K), &one, w.data, half,
+                              int(K), xh, half, int(K), &zero, out.data, CUDA_R_32F, int(out.ld), CUBLAS_COMPUTE_32F,
+                              CUBLAS_GEMM_DEFAULT));
+  }
+  // Whether x @ w^T would pack x for a 16-bit GEMM (16-bit weights, not the GEMV's case).
+  bool PacksForHalfGemm(const Mat& x, const TensorView& w) const {
+    return x.rows > 0 && (w.dtype == DType::BF16 || w.dtype == DType::F16) && !UsesGemv(x, w);
   }
 
   // Decode-sized products of the 16-bit modes run on gemv.cuh (unless switched off).

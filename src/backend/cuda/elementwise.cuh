@@ -78,15 +78,29 @@ void LaunchEmbed(const int32_t* ids, int64_t n, const void* table, int dtype, in
   M2_LAUNCH(EmbedKernel, dim3(unsigned(n)), dim3(kBlock), stream, ids, table, dtype, d, out, out_ld);
 }
 
+// Where a norm kernel puts its rows: fp32 into a view, or rounded to bf16 / f16 (as PackHalfKernel
+// rounds) into the dense operand of the next 16-bit GEMM, which then needs no packing pass.
+struct F32Rows {
+  float* p;
+  int64_t ld;
+  M2_DEVICE void Put(int64_t r, int64_t j, float v) const { p[r * ld + j] = v; }
+};
+struct HalfRows {
+  uint16_t* p;
+  int64_t ld;
+  int half;
+  M2_DEVICE void Put(int64_t r, int64_t j, float v) const { p[r * ld + j] = ToHalf(v, half); }
+};
+
 // residual = (first ? 0 : residual) + hidden; out = residual * rsqrt(mean(residual^2) + eps) * w.
 // Each thread touches the same columns in both passes, so out may alias hidden.
+template <typename Rows>
 __global__ void AddRmsNormKernel(const float* hidden, int64_t h_ld, float* residual, int64_t r_ld, int first,
-                                 const float* w, float eps, float* out, int64_t o_ld, int64_t cols) {
+                                 const float* w, float eps, Rows out, int64_t cols) {
   M2_GRID_DEPENDENCY();
   const int64_t r = blockIdx.x;
   const float* h = hidden + r * h_ld;
   float* res = residual + r * r_ld;
-  float* o = out + r * o_ld;
   float ss = 0.0f;
   for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
     const float v = (first ? 0.0f : res[j]) + h[j];
@@ -94,23 +108,36 @@ __global__ void AddRmsNormKernel(const float* hidden, int64_t h_ld, float* resid
     ss += v * v;
   }
   const float inv = 1.0f / sqrtf(BlockSum(ss) / float(cols) + eps);
-  for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) o[j] = res[j] * inv * w[j];
+  for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) out.Put(r, j, res[j] * inv * w[j]);
+}
+
+template <typename Rows>
+void LaunchAddRmsNormTo(const float* hidden, int64_t h_ld, float* residual, int64_t r_ld, bool first,
+                        const float* w, float eps, Rows out, int64_t rows, int64_t cols, cudaStream_t stream) {
+  if (rows <= 0) return;
+  M2_KCHECK(rows <= 0x7fffffff);
+  M2_LAUNCH(AddRmsNormKernel<Rows>, dim3(unsigned(rows)), dim3(kBlock), stream, hidden, h_ld, residual, r_ld,
+            first ? 1 : 0, w, eps, out, cols);
 }
 
 void LaunchAddRmsNorm(const float* hidden, int64_t h_ld, float* residual, int64_t r_ld, bool first,
                       const float* w, float eps, float* out, int64_t o_ld, int64_t rows, int64_t cols,
                       cudaStream_t stream) {
-  if (rows <= 0) return;
-  M2_KCHECK(rows <= 0x7fffffff);
-  M2_LAUNCH(AddRmsNormKernel, dim3(unsigned(rows)), dim3(kBlock), stream, hidden, h_ld, residual, r_ld,
-            first ? 1 : 0, w, eps, out, o_ld, cols);
+  LaunchAddRmsNormTo(hidden, h_ld, residual, r_ld, first, w, eps, F32Rows{out, o_ld}, rows, cols, stream);
+}
+
+void LaunchAddRmsNormHalf(const float* hidden, int64_t h_ld, float* residual, int64_t r_ld, bool first,
+                          const float* w, float eps, uint16_t* out, int half, int64_t rows, int64_t cols,
+                          cudaStream_t stream) {
+  LaunchAddRmsNormTo(hidden, h_ld, residual, r_ld, first, w, eps, HalfRows{out, cols, half}, rows, cols, stream);
 }
 
 // One block per (row, group): s = y * silu(z); out = s * rsqrt(mean_group(s^2) + eps) * w.
 // The gate is recomputed in the second pass rather than stored: it is cheap and keeps the op
 // free of scratch. Same columns per thread in both passes, so out may alias y.
+template <typename Rows>
 __global__ void GatedRmsNormKernel(const float* y, int64_t y_ld, const float* z, int64_t z_ld, const float* w,
-                                   int64_t group_size, float eps, float* out, int64_t o_ld) {
+                                   int64_t group_size, float eps, Rows out) {
   M2_GRID_DEPENDENCY();
   const int64_t r = blockIdx.x, g0 = int64_t(blockIdx.y) * group_size;
   const float* yr = y + r * y_ld + g0;
@@ -121,18 +148,29 @@ __global__ void GatedRmsNormKernel(const float* y, int64_t y_ld, const float* z,
     ss += s * s;
   }
   const float inv = 1.0f / sqrtf(BlockSum(ss) / float(group_size) + eps);
-  float* o = out + r * o_ld + g0;
   const float* wg = w + g0;
-  for (int64_t j = threadIdx.x; j < group_size; j += blockDim.x) o[j] = yr[j] * SiluF(zr[j]) * inv * wg[j];
+  for (int64_t j = threadIdx.x; j < group_size; j += blockDim.x) out.Put(r, g0 + j, yr[j] * SiluF(zr[j]) * inv * wg[j]);
+}
+
+template <typename Rows>
+void LaunchGatedRmsNormTo(const float* y, int64_t y_ld, const float* z, int64_t z_ld, const float* w,
+                          int64_t group_size, float eps, Rows out, int64_t rows, int64_t cols, cudaStream_t stream) {
+  if (rows <= 0) return;
+  M2_KCHECK(group_size > 0 && cols % group_size == 0 && cols / group_size <= 65535 && rows <= 0x7fffffff);
+  M2_LAUNCH(GatedRmsNormKernel<Rows>, dim3(unsigned(rows), unsigned(cols / group_size)), dim3(kBlock), stream, y,
+            y_ld, z, z_ld, w, group_size, eps, out);
 }
 
 void LaunchGatedRmsNorm(const float* y, int64_t y_ld, const float* z, int64_t z_ld, const float* w,
                         int64_t group_size, float eps, float* out, int64_t o_ld, int64_t rows, int64_t cols,
                         cudaStream_t stream) {
-  if (rows <= 0) return;
-  M2_KCHECK(group_size > 0 && cols % group_size == 0 && cols / group_size <= 65535 && rows <= 0x7fffffff);
-  M2_LAUNCH(GatedRmsNormKernel, dim3(unsigned(rows), unsigned(cols / group_size)), dim3(kBlock), stream, y, y_ld,
-            z, z_ld, w, group_size, eps, out, o_ld);
+  LaunchGatedRmsNormTo(y, y_ld, z, z_ld, w, group_size, eps, F32Rows{out, o_ld}, rows, cols, stream);
+}
+
+void LaunchGatedRmsNormHalf(const float* y, int64_t y_ld, const float* z, int64_t z_ld, const float* w,
+                            int64_t group_size, float eps, uint16_t* out, int half, int64_t rows, int64_t cols,
+                            cudaStream_t stream) {
+  LaunchGatedRmsNormTo(y, y_ld, z, z_ld, w, group_size, eps, HalfRows{out, cols, half}, rows, cols, stream);
 }
 
 // ---- causal depthwise conv ---------------------------------------------------------------------

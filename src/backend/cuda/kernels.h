@@ -39,6 +39,14 @@ void LaunchAddRmsNorm(const float* hidden, int64_t h_ld, float* residual, int64_
 void LaunchGatedRmsNorm(const float* y, int64_t y_ld, const float* z, int64_t z_ld, const float* w,
                         int64_t group_size, float eps, float* out, int64_t o_ld, int64_t rows, int64_t cols,
                         cudaStream_t stream);
+// The two norms with their output rounded to `half` (cuda_args::kBF16 / kF16) into a dense
+// [rows, cols] matrix: the packed operand of the 16-bit GEMM that follows.
+void LaunchAddRmsNormHalf(const float* hidden, int64_t h_ld, float* residual, int64_t r_ld, bool first,
+                          const float* w, float eps, uint16_t* out, int half, int64_t rows, int64_t cols,
+                          cudaStream_t stream);
+void LaunchGatedRmsNormHalf(const float* y, int64_t y_ld, const float* z, int64_t z_ld, const float* w,
+                            int64_t group_size, float eps, uint16_t* out, int half, int64_t rows, int64_t cols,
+                            cudaStream_t stream);
 
 void LaunchConvPrefill(const cuda_args::ConvParams& p, cudaStream_t stream);
 void LaunchConvStep(const cuda_args::ConvParams& p, cudaStream_t stream);
