@@ -29,6 +29,10 @@ M2_HD float LoadWeight(const void* p, int dtype, int64_t i) {
   return dtype == cuda_args::kBF16 ? BF16ToF32(h) : F16ToF32(h);
 }
 
+// f32 -> bf16 or f16 (half: cuda_args::kBF16 or kF16), round to nearest even, and back.
+M2_HD uint16_t ToHalf(float v, int half) { return half == cuda_args::kBF16 ? F32ToBF16(v) : F32ToF16(v); }
+M2_HD float HalfToF32(uint16_t h, int half) { return half == cuda_args::kBF16 ? BF16ToF32(h) : F16ToF32(h); }
+
 M2_DEVICE float SiluF(float v) { return v / (1.0f + expf(-v)); }
 
 // dt of one (row, head): softplus(raw + bias), linear above 20, clamped to [dt_min, dt_max].

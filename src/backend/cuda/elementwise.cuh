@@ -21,9 +21,6 @@ __global__ void ToF32Kernel(const void* src, int dtype, float* dst, int64_t n) {
     dst[i] = LoadWeight(src, dtype, i);
 }
 
-// f32 -> bf16 or f16 (half: cuda_args::kBF16 or kF16), round to nearest even.
-M2_HD uint16_t ToHalf(float v, int half) { return half == cuda_args::kBF16 ? F32ToBF16(v) : F32ToF16(v); }
-
 __global__ void ToHalfKernel(const void* src, int dtype, int half, uint16_t* dst, int64_t n) {
   M2_GRID_DEPENDENCY();
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)

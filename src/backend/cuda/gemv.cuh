@@ -23,10 +23,7 @@ struct alignas(16) Floats4 {
   float v[4];
 };
 
-M2_DEVICE float HalfToF32(uint16_t h, int half) { return half == cuda_args::kBF16 ? BF16ToF32(h) : F16ToF32(h); }
-M2_DEVICE float RoundToHalf(float v, int half) {
-  return half == cuda_args::kBF16 ? BF16ToF32(F32ToBF16(v)) : F16ToF32(F32ToF16(v));
-}
+M2_DEVICE float RoundToHalf(float v, int half) { return HalfToF32(ToHalf(v, half), half); }
 
 // kConv: the warp of column n in [conv.begin, conv.begin + conv_dim) also advances conv channel
 // n - conv.begin of every row: it is the only thread that produces that channel's input, so it
