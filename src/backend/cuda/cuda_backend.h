@@ -15,7 +15,8 @@ namespace mamba2 {
 enum class CudaMatMul {
   kFp32,  // fp32 weights (converted once), fp32 GEMM without TF32: matches ref to ~1e-6
   kTf32,  // fp32 weights, TF32 tensor-core GEMM with fp32 accumulation
-  kBf16,  // bf16 weights (converted once), activations rounded to bf16 per GEMM, fp32 accumulation
+  kBf16,  // bf16 weights (converted once), activations rounded to bf16 per GEMM (not by the
+          // decode GEMV of <= 8 rows, which multiplies them as they are), fp32 accumulation
   kFp16,  // the same with fp16 (10-bit mantissa, range to 65504)
 };
 

@@ -1,13 +1,15 @@
-// Decode-sized products of the 16-bit modes: out[r, n] = sum_k half(x[r, k]) w[n, k] for up to
-// kGemvMaxRows rows, reading the fp32 activations directly. cuBLAS needs them packed to 16 bits
-// first (a kernel of its own per product), and its small-N GEMMs are not built to stream the
-// weights at the memory's rate; a decode step is almost nothing but these weight streams.
+// Decode-sized products of the 16-bit modes: out[r, n] = sum_k x[r, k] w[n, k] for up to
+// kGemvMaxRows rows, the 16-bit weights times the fp32 activations as they are, fp32 sums.
+// cuBLAS needs the activations packed to 16 bits first (a kernel of its own per product), and its
+// small-N GEMMs are not built to stream the weights at the memory's rate; a decode step is almost
+// nothing but these weight streams.
 //
 // A warp per output column: its lanes read the weight row in 16-byte pieces (8 halves), kGemvUnroll
-// pieces in flight, and the matching activations of every row; the rows' sums are warp sums. The
-// activations are rounded to the weights' format first, so each product is the one cuBLAS forms
-// (exact in fp32) and only the order of the fp32 sums differs. Included by gemv.cu (nvcc) and by
-// the host emulator test.
+// pieces in flight, and the matching activations of every row; the rows' sums are warp sums.
+// Unlike the GEMM path the activations are not rounded to 16 bits: rounding them here would be
+// redone by every column's warp (N times per element), several instructions per product, which
+// would make the kernel issue-bound rather than bandwidth-bound from a few rows on; and it only
+// loses precision. Included by gemv.cu (nvcc) and by the host emulator test.
 #pragma once
 
 #include "backend/cuda/device_common.cuh"
@@ -23,14 +25,14 @@ struct alignas(16) Floats4 {
   float v[4];
 };
 
-M2_DEVICE float RoundToHalf(float v, int half) { return HalfToF32(ToHalf(v, half), half); }
-
 // kConv: the warp of column n in [conv.begin, conv.begin + conv_dim) also advances conv channel
 // n - conv.begin of every row: it is the only thread that produces that channel's input, so it
 // owns the channel's state.
-template <int R, bool kConv>
-__global__ void GemvKernel(const float* x, int64_t x_ld, const uint16_t* w, int half, int64_t N, int64_t K,
-                           float* out, int64_t out_ld, cuda_args::GemvConv conv) {
+// kHalf: the weights' format (cuda_args::kBF16 or kF16), fixed at compile time so that the
+// conversion in the inner loop is a shift (bf16) or a single conversion, with no branch.
+template <int R, bool kConv, int kHalf>
+__global__ void GemvKernel(const float* x, int64_t x_ld, const uint16_t* w, int64_t N, int64_t K, float* out,
+                           int64_t out_ld, cuda_args::GemvConv conv) {
   M2_GRID_DEPENDENCY();
   const int lane = int(threadIdx.x) & 31;
   const int64_t n = int64_t(blockIdx.x) * (kBlock / 32) + (int64_t(threadIdx.x) >> 5);
@@ -56,15 +58,15 @@ __global__ void GemvKernel(const float* x, int64_t x_ld, const uint16_t* w, int 
       if (v >= n_vec) break;
       float wf[8];
       M2_UNROLL
-      for (int i = 0; i < 8; ++i) wf[i] = HalfToF32(wv[u].h[i], half);
+      for (int i = 0; i < 8; ++i) wf[i] = HalfToF32(wv[u].h[i], kHalf);
       M2_UNROLL
       for (int r = 0; r < R; ++r) {
         const Floats4* xr = reinterpret_cast<const Floats4*>(x + r * x_ld) + 2 * v;
         const Floats4 a = xr[0], b = xr[1];
         M2_UNROLL
         for (int i = 0; i < 4; ++i) {
-          acc[r] += RoundToHalf(a.v[i], half) * wf[i];
-          acc[r] += RoundToHalf(b.v[i], half) * wf[4 + i];
+          acc[r] += a.v[i] * wf[i];
+          acc[r] += b.v[i] * wf[4 + i];
         }
       }
     }
@@ -79,15 +81,30 @@ __global__ void GemvKernel(const float* x, int64_t x_ld, const uint16_t* w, int 
   }
 }
 
-template <int R>
-void LaunchGemvRows(const float* x, int64_t x_ld, const uint16_t* w, int half, int64_t N, int64_t K, float* out,
+template <int R, int kHalf>
+void LaunchGemvRows(const float* x, int64_t x_ld, const uint16_t* w, int64_t N, int64_t K, float* out,
                     int64_t out_ld, const cuda_args::GemvConv* conv, cudaStream_t stream) {
   const dim3 grid(CeilDiv(N, kBlock / 32)), block(kBlock);
   if (conv)
-    M2_LAUNCH((GemvKernel<R, true>), grid, block, stream, x, x_ld, w, half, N, K, out, out_ld, *conv);
+    M2_LAUNCH((GemvKernel<R, true, kHalf>), grid, block, stream, x, x_ld, w, N, K, out, out_ld, *conv);
   else
-    M2_LAUNCH((GemvKernel<R, false>), grid, block, stream, x, x_ld, w, half, N, K, out, out_ld,
+    M2_LAUNCH((GemvKernel<R, false, kHalf>), grid, block, stream, x, x_ld, w, N, K, out, out_ld,
               cuda_args::GemvConv{});
+}
+
+template <int kHalf>
+void LaunchGemvFormat(const float* x, int64_t rows, int64_t x_ld, const uint16_t* w, int64_t N, int64_t K,
+                      float* out, int64_t out_ld, const cuda_args::GemvConv* conv, cudaStream_t stream) {
+  switch (rows) {
+    case 1: LaunchGemvRows<1, kHalf>(x, x_ld, w, N, K, out, out_ld, conv, stream); break;
+    case 2: LaunchGemvRows<2, kHalf>(x, x_ld, w, N, K, out, out_ld, conv, stream); break;
+    case 3: LaunchGemvRows<3, kHalf>(x, x_ld, w, N, K, out, out_ld, conv, stream); break;
+    case 4: LaunchGemvRows<4, kHalf>(x, x_ld, w, N, K, out, out_ld, conv, stream); break;
+    case 5: LaunchGemvRows<5, kHalf>(x, x_ld, w, N, K, out, out_ld, conv, stream); break;
+    case 6: LaunchGemvRows<6, kHalf>(x, x_ld, w, N, K, out, out_ld, conv, stream); break;
+    case 7: LaunchGemvRows<7, kHalf>(x, x_ld, w, N, K, out, out_ld, conv, stream); break;
+    default: LaunchGemvRows<8, kHalf>(x, x_ld, w, N, K, out, out_ld, conv, stream); break;
+  }
 }
 
 // Preconditions: cuda_args::GemvApplies(rows, K, x, x_ld, w); with conv, its columns within out.
@@ -98,16 +115,10 @@ void LaunchGemv(const float* x, int64_t rows, int64_t x_ld, const uint16_t* w, i
   M2_KCHECK(half == cuda_args::kBF16 || half == cuda_args::kF16);
   M2_KCHECK(!conv || (conv->begin >= 0 && conv->begin + conv->conv.conv_dim <= N && conv->conv.n_seqs == rows &&
                       conv->conv.d_conv >= 1 && conv->conv.d_conv <= kMaxConv));
-  switch (rows) {
-    case 1: LaunchGemvRows<1>(x, x_ld, w, half, N, K, out, out_ld, conv, stream); break;
-    case 2: LaunchGemvRows<2>(x, x_ld, w, half, N, K, out, out_ld, conv, stream); break;
-    case 3: LaunchGemvRows<3>(x, x_ld, w, half, N, K, out, out_ld, conv, stream); break;
-    case 4: LaunchGemvRows<4>(x, x_ld, w, half, N, K, out, out_ld, conv, stream); break;
-    case 5: LaunchGemvRows<5>(x, x_ld, w, half, N, K, out, out_ld, conv, stream); break;
-    case 6: LaunchGemvRows<6>(x, x_ld, w, half, N, K, out, out_ld, conv, stream); break;
-    case 7: LaunchGemvRows<7>(x, x_ld, w, half, N, K, out, out_ld, conv, stream); break;
-    default: LaunchGemvRows<8>(x, x_ld, w, half, N, K, out, out_ld, conv, stream); break;
-  }
+  if (half == cuda_args::kBF16)
+    LaunchGemvFormat<cuda_args::kBF16>(x, rows, x_ld, w, N, K, out, out_ld, conv, stream);
+  else
+    LaunchGemvFormat<cuda_args::kF16>(x, rows, x_ld, w, N, K, out, out_ld, conv, stream);
 }
 
 }  // namespace mamba2::M2_KERNEL_NS

@@ -25,7 +25,7 @@ void LaunchToHalf(const void* src, int dtype, int half, uint16_t* dst, int64_t n
 void LaunchPackHalf(const float* x, int64_t rows, int64_t cols, int64_t ld, int half, uint16_t* out,
                     cudaStream_t stream);
 
-// out[rows, N] (row stride out_ld) = x[rows, K] rounded to `half` times w[N, K]^T (w in `half`),
+// out[rows, N] (row stride out_ld) = x[rows, K] (fp32, as it is) times w[N, K]^T (w in `half`),
 // fp32 sums; only where cuda_args::GemvApplies(rows, K, x, x_ld, w). With `conv`, also the conv
 // step of LaunchConvStep over the columns conv->begin.. of out (one row per slot).
 void LaunchGemv(const float* x, int64_t rows, int64_t x_ld, const uint16_t* w, int half, int64_t N, int64_t K,
