@@ -96,7 +96,7 @@ class EmuBackend final : public HostBackend {
     CHECK(x.cols == K && out.cols == N && out.rows == x.rows);
     if (half_ != DType::F32 && w.dtype == half_) {
       const auto* wh = w.as<uint16_t>();
-      if (cuda_args::GemvApplies(x.rows, K, x.data, x.ld, wh)) {  // as the CUDA backend
+      if (cuda_args::UsesGemv(true, x, w)) {  // as the CUDA backend
         emu::LaunchGemv(x.data, x.rows, x.ld, wh, Code(half_), N, K, out.data, out.ld, nullptr, nullptr);
         return;
       }
@@ -143,7 +143,7 @@ class EmuBackend final : public HostBackend {
                       const MixerDims& dims, float* conv_state, const TensorView& conv_weight,
                       const TensorView& conv_bias, Mat conv_out) override {
     const auto* wh = static_cast<const uint16_t*>(w.data);
-    if (half_ == DType::F32 || w.dtype != half_ || !cuda_args::GemvApplies(x.rows, w.shape[1], x.data, x.ld, wh)) {
+    if (!cuda_args::UsesGemv(true, x, w)) {
       Backend::MatMulConvStep(x, w, out, conv_begin, slots, dims, conv_state, conv_weight, conv_bias, conv_out);
       return;
     }
@@ -222,10 +222,7 @@ class EmuBackend final : public HostBackend {
   }
 
  private:
-  bool PacksForHalfGemm(const Mat& x, const TensorView& w) const {
-    return x.rows > 0 && half_ != DType::F32 && w.dtype == half_ &&
-           !cuda_args::GemvApplies(x.rows, w.shape[1], x.data, x.ld, static_cast<const uint16_t*>(w.data));
-  }
+  static bool PacksForHalfGemm(const Mat& x, const TensorView& w) { return cuda_args::PacksForHalfGemm(true, x, w); }
   // As cuBLAS: 16-bit operands (xh dense [rows, K]), exact products, fp32 sums.
   void HalfGemm(const std::vector<uint16_t>& xh, const TensorView& w, Mat out) const {
     const int64_t N = w.shape[0], K = w.shape[1];

@@ -494,16 +494,8 @@ class CudaBackend final : public Backend {
                               int(K), xh, half, int(K), &zero, out.data, CUDA_R_32F, int(out.ld), CUBLAS_COMPUTE_32F,
                               CUBLAS_GEMM_DEFAULT));
   }
-  // Whether x @ w^T would pack x for a 16-bit GEMM (16-bit weights, not the GEMV's case).
-  bool PacksForHalfGemm(const Mat& x, const TensorView& w) const {
-    return x.rows > 0 && (w.dtype == DType::BF16 || w.dtype == DType::F16) && !UsesGemv(x, w);
-  }
-
-  // Decode-sized products of the 16-bit modes run on gemv.cuh (unless switched off).
-  bool UsesGemv(const Mat& x, const TensorView& w) const {
-    return gemv_ && (w.dtype == DType::BF16 || w.dtype == DType::F16) &&
-           cuda_args::GemvApplies(x.rows, w.shape[1], x.data, x.ld, static_cast<const uint16_t*>(w.data));
-  }
+  bool PacksForHalfGemm(const Mat& x, const TensorView& w) const { return cuda_args::PacksForHalfGemm(gemv_, x, w); }
+  bool UsesGemv(const Mat& x, const TensorView& w) const { return cuda_args::UsesGemv(gemv_, x, w); }
 
   // The scan's inputs; any that y may overwrite while still being read go aside first.
   // exact_alias_ok: the kernel reads each x element before writing the same y element.

@@ -53,4 +53,15 @@ inline ScanParams MakeScanParams(Mat x, Mat B, Mat C, Mat dt, const ScanInputs& 
   return p;
 }
 
+// Which path a product x @ w^T takes, decided alike by the CUDA backend and its emulator.
+// The decode GEMV (gemv.cuh, unless switched off): 16-bit weights and rows it takes.
+inline bool UsesGemv(bool gemv_on, const Mat& x, const TensorView& w) {
+  return gemv_on && (w.dtype == DType::BF16 || w.dtype == DType::F16) &&
+         GemvApplies(x.rows, w.shape[1], x.data, x.ld, static_cast<const uint16_t*>(w.data));
+}
+// A 16-bit GEMM on a packed operand: 16-bit weights, and not the GEMV's case.
+inline bool PacksForHalfGemm(bool gemv_on, const Mat& x, const TensorView& w) {
+  return x.rows > 0 && (w.dtype == DType::BF16 || w.dtype == DType::F16) && !UsesGemv(gemv_on, x, w);
+}
+
 }  // namespace mamba2::cuda_args
