@@ -90,7 +90,7 @@ __global__ void SsdChunkStateKernel(cuda_args::ScanParams p, int64_t chunk, int6
   for (int64_t k0 = 0; k0 < len; k0 += kStateK) {
     if (tid < kStateK) {
       const int64_t k = k0 + tid;
-      wt[tid] = k < len ? expf(float(last - sc.acum[base + k])) * sc.dt[base + k] : 0.0f;
+      wt[tid] = ChunkStateWeight(sc, base, last, k, len);
     }
     __syncthreads();
     for (int e = tid; e < kStateK * kSsdTile; e += kBlock) {
@@ -218,7 +218,7 @@ __global__ void SsdOutputKernel(cuda_args::ScanParams p, int64_t chunk, int64_t 
         const int li = ty + 16 * i, sj = tx + 16 * j;
         const int64_t l = l0 + li, si = s0 + sj;
         ms[li][sj] = (si <= l && l < len)
-                         ? m[i][j] * expf(float(fmin(acum_l[li] - acum_s[sj], 0.0))) * dt_s[sj]
+                         ? DiagWeight(m[i][j], acum_l[li], acum_s[sj], dt_s[sj])
                          : 0.0f;
       }
     for (int e = tid; e < kSsdTile * kSsdTile; e += kBlock) {

@@ -28,4 +28,16 @@ M2_DEVICE ScanChunk LocateChunk(const cuda_args::ScanParams& p, int64_t chunk, i
   return k;
 }
 
+// The weight of position k of a chunk in its chunk state: exp(acum_last - acum_k) dt_k (0 past len).
+M2_DEVICE float ChunkStateWeight(const cuda_args::SsdScratch& sc, int64_t base, double last, int64_t k,
+                                 int64_t len) {
+  return k < len ? expf(float(last - sc.acum[base + k])) * sc.dt[base + k] : 0.0f;
+}
+
+// C_l . B_s scaled into the diagonal block's mixing weight (s <= l): times exp(acum_l - acum_s) dt_s.
+// The exponent is never positive for s <= l (acum only decreases); the clamp is a guard.
+M2_DEVICE float DiagWeight(float cb, double acum_l, double acum_s, float dt_s) {
+  return cb * expf(float(fmin(acum_l - acum_s, 0.0))) * dt_s;
+}
+
 }  // namespace mamba2::M2_KERNEL_NS

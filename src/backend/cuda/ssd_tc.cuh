@@ -72,6 +72,15 @@ M2_DEVICE void StoreTile(float* staging, const TcAcc (&acc)[2]) {
                             wmma::mem_row_major);
 }
 
+// Copies the staged 64x64 tile to dst (its origin, row stride ld), only the rows < rows and
+// columns < cols that exist there.
+M2_DEVICE void CopyOutTile(const float* staging, float* dst, int64_t ld, int64_t rows, int64_t cols) {
+  for (int e = int(threadIdx.x); e < kTcTile * kTcTile; e += kBlock) {
+    const int r = e / kTcTile, j = e % kTcTile;
+    if (r < rows && j < cols) dst[r * ld + j] = staging[r * kTcTileLd + j];
+  }
+}
+
 M2_DEVICE void ZeroAcc(TcAcc (&acc)[2]) {
   wmma::fill_fragment(acc[0], 0.0f);
   wmma::fill_fragment(acc[1], 0.0f);
@@ -109,10 +118,7 @@ __global__ void SsdCbKernel(cuda_args::ScanParams p, int64_t chunk, int64_t n_ch
   StoreTile(smem, acc);
   __syncthreads();
   float* cb = sc.cb + ((s * n_chunks + c) * p.n_groups + g) * chunk * chunk;
-  for (int e = tid; e < kTcTile * kTcTile; e += kBlock) {
-    const int r = e / kTcTile, j = e % kTcTile;
-    if (l0 + r < len && s0 + j < len) cb[(l0 + r) * chunk + s0 + j] = smem[r * kTcTileLd + j];
-  }
+  CopyOutTile(smem, cb + l0 * chunk + s0, chunk, len - l0, len - s0);
 }
 
 // S_c[p, n] = sum_s exp(acum_last - acum_s) dt_s x_s[p] B_s[n] for a 64x64 (p, n) tile of one
@@ -135,7 +141,7 @@ __global__ void SsdChunkStateTcKernel(cuda_args::ScanParams p, int64_t chunk, in
   for (int64_t k0 = 0; k0 < len; k0 += kTcSlab) {
     if (tid < kTcSlab) {
       const int64_t k = k0 + tid;
-      wt[tid] = k < len ? expf(float(last - sc.acum[base + k])) * sc.dt[base + k] : 0.0f;
+      wt[tid] = ChunkStateWeight(sc, base, last, k, len);
     }
     __syncthreads();
     for (int e = tid; e < kTcSlab * kTcTile; e += kBlock) {
@@ -152,10 +158,7 @@ __global__ void SsdChunkStateTcKernel(cuda_args::ScanParams p, int64_t chunk, in
   StoreTile(smem, acc);
   __syncthreads();
   float* out = sc.states + (sh * n_chunks + c) * P * N;
-  for (int e = tid; e < kTcTile * kTcTile; e += kBlock) {
-    const int r = e / kTcTile, j = e % kTcTile;
-    if (p0 + r < P && n0 + j < N) out[(p0 + r) * N + n0 + j] = smem[r * kTcTileLd + j];
-  }
+  CopyOutTile(smem, out + p0 * N + n0, N, P - p0, N - n0);
 }
 
 // y for a 64-row (l) x 64-column (p) tile of one (seq, chunk, head), as SsdOutputKernel:
@@ -218,8 +221,7 @@ __global__ void SsdOutputTcKernel(cuda_args::ScanParams p, int64_t chunk, int64_
       const int r = e / kTcTile, j = e % kTcTile;
       const int64_t l = l0 + r, si = s0 + j;
       ms[r * kTcTileLd + j] =
-          (si <= l && l < len) ? Tf32(cb[l * chunk + si] * expf(float(fmin(acum_l[r] - acum_s[j], 0.0))) * dt_s[j])
-                               : 0.0f;
+          (si <= l && l < len) ? Tf32(DiagWeight(cb[l * chunk + si], acum_l[r], acum_s[j], dt_s[j])) : 0.0f;
       xs[r * kTcTileLd + j] = (s0 + r < len && p0 + j < P) ? Tf32(xh[(row0 + s0 + r) * p.x_ld + p0 + j]) : 0.0f;
     }
     __syncthreads();
