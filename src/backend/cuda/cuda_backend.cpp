@@ -277,8 +277,7 @@ class CudaBackend final : public Backend {
 
   void AddRmsNorm(Mat hidden, Mat residual, bool first, const TensorView& weight, float eps, Mat out) override {
     Current();
-    CHECK(weight.dtype == DType::F32 && residual.rows == hidden.rows && out.rows == hidden.rows);
-    CHECK(residual.cols == hidden.cols && out.cols == hidden.cols && weight.numel() == hidden.cols);
+    CheckAddRmsNorm(hidden, residual, weight, out);
     cuda::LaunchAddRmsNorm(hidden.data, hidden.ld, residual.data, residual.ld, first, weight.as<float>(), eps,
                            out.data, out.ld, hidden.rows, hidden.cols, stream_);
   }
@@ -321,8 +320,7 @@ class CudaBackend final : public Backend {
       Backend::AddRmsNormMatMul(hidden, residual, first, norm_weight, eps, normed, w, out);
       return;
     }
-    CHECK(norm_weight.dtype == DType::F32 && residual.rows == hidden.rows && normed.rows == hidden.rows);
-    CHECK(residual.cols == hidden.cols && normed.cols == hidden.cols && norm_weight.numel() == hidden.cols);
+    CheckAddRmsNorm(hidden, residual, norm_weight, normed);
     CHECK(w.shape[1] == hidden.cols && out.rows == hidden.rows && out.cols == w.shape[0]);
     uint16_t* xh = HalfOperand(hidden.rows, hidden.cols);
     cuda::LaunchAddRmsNormHalf(hidden.data, hidden.ld, residual.data, residual.ld, first, norm_weight.as<float>(), eps,
@@ -336,8 +334,7 @@ class CudaBackend final : public Backend {
       Backend::GatedRmsNormMatMul(y, z, norm_weight, group_size, eps, gated, w, out);
       return;
     }
-    CHECK(z.rows == y.rows && z.cols == y.cols && gated.rows == y.rows && gated.cols == y.cols);
-    CHECK(norm_weight.dtype == DType::F32 && norm_weight.numel() == y.cols);
+    CheckGatedRmsNorm(y, z, norm_weight, gated);
     CHECK(w.shape[1] == y.cols && out.rows == y.rows && out.cols == w.shape[0]);
     uint16_t* xh = HalfOperand(y.rows, y.cols);
     cuda::LaunchGatedRmsNormHalf(y.data, y.ld, z.data, z.ld, norm_weight.as<float>(), group_size, eps, xh,
@@ -414,8 +411,7 @@ class CudaBackend final : public Backend {
 
   void GatedRmsNorm(Mat y, Mat z, const TensorView& weight, int64_t group_size, float eps, Mat out) override {
     Current();
-    CHECK(z.rows == y.rows && z.cols == y.cols && out.rows == y.rows && out.cols == y.cols);
-    CHECK(weight.dtype == DType::F32 && weight.numel() == y.cols);
+    CheckGatedRmsNorm(y, z, weight, out);
     // Each thread reads y and z at the columns it writes; only a shifted overlap is unsafe.
     const bool y_bad = !SameView(y, out) && MayOverlap(y, out);
     const bool z_bad = !SameView(z, out) && MayOverlap(z, out);
@@ -478,6 +474,16 @@ class CudaBackend final : public Backend {
     CHECK(weight.dtype == DType::F32 && weight.numel() == dims.conv_dim() * dims.d_conv);
     CHECK(bias.data == nullptr || (bias.dtype == DType::F32 && bias.numel() == dims.conv_dim()));
     return cuda_args::MakeConvParams(in, n_seqs, seq_len, slots, dims, conv_state, weight, bias, out);
+  }
+
+  // The shapes the norms take, whether they write rows or a packed GEMM operand.
+  static void CheckAddRmsNorm(const Mat& hidden, const Mat& residual, const TensorView& weight, const Mat& out) {
+    CHECK(weight.dtype == DType::F32 && residual.rows == hidden.rows && out.rows == hidden.rows);
+    CHECK(residual.cols == hidden.cols && out.cols == hidden.cols && weight.numel() == hidden.cols);
+  }
+  static void CheckGatedRmsNorm(const Mat& y, const Mat& z, const TensorView& weight, const Mat& out) {
+    CHECK(z.rows == y.rows && z.cols == y.cols && out.rows == y.rows && out.cols == y.cols);
+    CHECK(weight.dtype == DType::F32 && weight.numel() == y.cols);
   }
 
   // The dense 16-bit operand [rows, K] of a 16-bit GEMM (scratch, valid until the next product).
