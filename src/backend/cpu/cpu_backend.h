@@ -16,7 +16,8 @@ enum class CpuMatMul {
   // fp32 GEMM. Weights stay in their stored dtype (f16/bf16 widen exactly to fp32 as they
   // are read), so results do not depend on the storage dtype's width beyond its rounding.
   kFp32,
-  // bf16 x bf16 -> fp32 GEMM (oneDNN: AVX512-BF16 or AMX where the CPU has them). Weight
+  // bf16 x bf16 -> fp32 GEMM (oneDNN: AVX512-BF16 or AMX where the CPU has them; elsewhere the
+  // same bf16 values through the fp32 GEMM, same results, no speed-up). Weight
   // matrices are bf16 (used as stored, or rounded once when prepared); activations are
   // rounded to bf16 only as they enter a prefill matmul. Decode reads the same bf16 weights.
   kBf16,

@@ -97,7 +97,23 @@ struct ThreadStream {
 
 }  // namespace
 
-bool HaveDnnl() { return true; }
+bool HaveBf16Gemm() {
+  // Asked once with a small matmul; any other shape then has a primitive too.
+  static const bool ok = [] {
+    const dnnl_dims_t dims = {16, 16};
+    dnnl_memory_desc_t src, wei, dst;
+    DNNL_CHECK(dnnl_memory_desc_init_by_tag(&src, 2, dims, dnnl_bf16, dnnl_ab));
+    DNNL_CHECK(dnnl_memory_desc_init_by_tag(&wei, 2, dims, dnnl_bf16, dnnl_ba));
+    DNNL_CHECK(dnnl_memory_desc_init_by_tag(&dst, 2, dims, dnnl_f32, dnnl_ab));
+    dnnl_matmul_desc_t md;
+    DNNL_CHECK(dnnl_matmul_desc_init(&md, &src, &wei, nullptr, &dst));
+    dnnl_primitive_desc_t pd = nullptr;
+    const dnnl_status_t st = dnnl_primitive_desc_create(&pd, &md, nullptr, Bf16Cache::Get().engine(), nullptr);
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    return st == dnnl_success;
+  }();
+  return ok;
+}
 
 void SgemmTile(const float* x, int64_t ldx, const float* w, int64_t k, float* out, int64_t ldo, int64_t rows,
                int64_t cols) {
@@ -135,7 +151,7 @@ void Bf16GemmTile(const uint16_t* x, const uint16_t* w, int64_t k, float* out, i
 
 #else  // no oneDNN: plain loops, correct and slow.
 
-bool HaveDnnl() { return false; }
+bool HaveBf16Gemm() { return false; }
 
 void SgemmTile(const float* x, int64_t ldx, const float* w, int64_t k, float* out, int64_t ldo, int64_t rows,
                int64_t cols) {
@@ -157,14 +173,8 @@ void Sgemm(char trans_a, char trans_b, int64_t m, int64_t n, int64_t k, float al
     }
 }
 
-void Bf16GemmTile(const uint16_t* x, const uint16_t* w, int64_t k, float* out, int64_t ldo, int64_t rows,
-                  int64_t cols) {
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t j = 0; j < cols; ++j) {
-      float s = 0.0f;
-      for (int64_t i = 0; i < k; ++i) s += BF16ToF32(x[r * k + i]) * BF16ToF32(w[j * k + i]);
-      out[r * ldo + j] = s;
-    }
+void Bf16GemmTile(const uint16_t*, const uint16_t*, int64_t, float*, int64_t, int64_t, int64_t) {
+  CHECK_MSG(false, "Bf16GemmTile needs oneDNN (see HaveBf16Gemm)");
 }
 
 #endif

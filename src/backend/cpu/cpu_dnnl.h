@@ -8,8 +8,9 @@
 
 namespace mamba2::cpu {
 
-// True when the build has oneDNN.
-bool HaveDnnl();
+// True when Bf16GemmTile can run here: the build has oneDNN and oneDNN has a bf16 matmul for this
+// CPU (AVX512-BF16 or AMX; oneDNN 2.x has none for AVX2-only CPUs).
+bool HaveBf16Gemm();
 
 // out[r][j] = sum_k x[r][k] * w[j][k] for r < rows, j < cols; x [rows, k] (ld ldx), w [cols, k]
 // (ld k), out (ld ldo). fp32 throughout.
@@ -22,7 +23,8 @@ void Sgemm(char trans_a, char trans_b, int64_t m, int64_t n, int64_t k, float al
            const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
 
 // The same product with bf16 x (contiguous [rows, k]) and bf16 w, fp32 accumulation and
-// output. The primitive for each (rows, cols, k, ldo) is built once and cached. Needs oneDNN.
+// output. The primitive for each (rows, cols, k, ldo) is built once and cached. Only where
+// HaveBf16Gemm().
 void Bf16GemmTile(const uint16_t* x, const uint16_t* w, int64_t k, float* out, int64_t ldo, int64_t rows,
                   int64_t cols);
 

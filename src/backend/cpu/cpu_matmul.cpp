@@ -166,23 +166,39 @@ void GemmF32(ThreadPool& pool, Mat x, const TensorView& w, Mat out) {
 }
 
 // bf16 GEMM: x rounded to bf16 once (shared by every tile), fp32 accumulation and output.
+// Where oneDNN has no bf16 matmul for this CPU, the rounded x goes back to fp32 and through the
+// fp32 GEMM with the bf16 weights widened: products of bf16 values are exact in fp32, so the
+// result is the same bf16 product with fp32 sums (no faster than fp32 mode, but the same mode).
 void GemmBf16(ThreadPool& pool, Mat x, const TensorView& w, Mat out, std::vector<uint16_t>& xb_scratch) {
   CHECK_MSG(w.dtype == DType::BF16, "cpu bf16 MatMul: weight not prepared as bf16");
   const int64_t n = w.shape[0], k = w.shape[1];
-  if (int64_t(xb_scratch.size()) < x.rows * k) xb_scratch.resize(size_t(x.rows * k));
-  uint16_t* xb = xb_scratch.data();  // [rows, k]
+  const bool native = HaveBf16Gemm();
+  // [rows, k] bf16, or (no native bf16 GEMM) the same values widened back to fp32
+  const int64_t scratch_halves = native ? x.rows * k : 2 * x.rows * k;
+  if (int64_t(xb_scratch.size()) < scratch_halves) xb_scratch.resize(size_t(scratch_halves));
+  uint16_t* xb = xb_scratch.data();
+  float* xr = reinterpret_cast<float*>(xb);
   pool.ParallelFor(
       x.rows,
       [&](int64_t r0, int64_t r1) {
         for (int64_t r = r0; r < r1; ++r) {
           const float* src = x.row(r);
-          uint16_t* dst = xb + r * k;
           int64_t i = 0;
-          for (; i + kLanes <= k; i += kLanes) StoreBf16(dst + i, Load(src + i));
-          if (i < k) StoreNBf16(dst + i, LoadN(src + i, int(k - i)), int(k - i));
+          if (native) {
+            uint16_t* dst = xb + r * k;
+            for (; i + kLanes <= k; i += kLanes) StoreBf16(dst + i, Load(src + i));
+            if (i < k) StoreNBf16(dst + i, LoadN(src + i, int(k - i)), int(k - i));
+          } else {
+            float* dst = xr + r * k;
+            for (; i < k; ++i) dst[i] = BF16ToF32(F32ToBF16(src[i]));
+          }
         }
       },
       std::max<int64_t>(1, 16384 / std::max<int64_t>(1, k)));
+  if (!native) {
+    GemmF32(pool, Mat{xr, x.rows, k, k}, w, out);
+    return;
+  }
   const uint16_t* wb = w.as<const uint16_t>();
   ForEachTile(pool, x.rows, n, [&](int64_t r0, int64_t r1, int64_t c0, int64_t c1) {
     Bf16GemmTile(xb + r0 * k, wb + c0 * k, k, out.row(r0) + c0, out.ld, r1 - r0, c1 - c0);
