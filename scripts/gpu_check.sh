@@ -246,8 +246,10 @@ if [ -x "$MAMBA2" ] && "$MAMBA2" --help 2>&1 | grep -qE '^[[:space:]]+bench([[:s
   # The issue's targets first (2.7B bf16: prefill of 4096, decode, contexts to 16k), then fp32.
   # A variant repeats a decode with one feature switched, to measure what it brings: "nogemv" the
   # 16-bit decode products on cuBLAS instead of gemv.cuh, "pdl" programmatic dependent launch on,
-  # "nographs" every step's kernels launched one by one instead of a CUDA graph.
-  for run in "2.7b bf16" "130m fp32" "130m bf16" "2.7b bf16 nogemv" "2.7b bf16 pdl" "130m bf16 nographs" "2.7b fp32"; do
+  # "nographs" every step's kernels launched one by one instead of a CUDA graph, "f32inter" the
+  # mixer's intermediates in fp32 instead of bf16 (its prefill of 4096 is measured too).
+  for run in "2.7b bf16" "130m fp32" "130m bf16" "2.7b bf16 f32inter" "2.7b bf16 nogemv" "2.7b bf16 pdl" \
+    "130m bf16 nographs" "2.7b fp32"; do
     read -r shape mode variant <<<"$run"
     label="$mode${variant:+/$variant}"
     if [ $(($(date +%s) - T_START + BENCH_T)) -gt "$BUDGET" ]; then
@@ -261,11 +263,16 @@ if [ -x "$MAMBA2" ] && "$MAMBA2" --help 2>&1 | grep -qE '^[[:space:]]+bench([[:s
     # op by op (each op waited for, so its own time): what to work on next.
     [ "$shape" = 2.7b ] && [ -z "$variant" ] && [ "$mode" = bf16 ] && args+=(--profile)
     [ "$shape" = 2.7b ] && [ -z "$variant" ] && args+=(--prefill 512,4096 --context 128,4096,16384)
-    [ -n "$variant" ] && args+=(--prefill 0 --context 0)
+    case "$variant" in
+      "") ;;
+      f32inter) args+=(--prefill 4096 --context 0) ;;
+      *) args+=(--prefill 0 --context 0) ;;
+    esac
     t0=$(date +%s%N)
     MAMBA2_CUDA_GRAPHS=$([ "$variant" = nographs ] && echo 0 || echo 1) \
       MAMBA2_CUDA_GEMV=$([ "$variant" = nogemv ] && echo 0 || echo 1) \
-      MAMBA2_CUDA_PDL=$([ "$variant" = pdl ] && echo 1 || echo 0) MAMBA2_CUDA_MATMUL=$mode \
+      MAMBA2_CUDA_PDL=$([ "$variant" = pdl ] && echo 1 || echo 0) \
+      MAMBA2_CUDA_BF16_INTERMEDIATES=$([ "$variant" = f32inter ] && echo 0 || echo 1) MAMBA2_CUDA_MATMUL=$mode \
       timeout "$BENCH_T" "$MAMBA2" bench "${args[@]}" >"$LOG_DIR/bench_$name.log" 2>&1
     rc=$?
     dt=$(awk -v a="$t0" -v b="$(date +%s%N)" 'BEGIN { printf "%.1f", (b - a) / 1e9 }')

@@ -27,6 +27,7 @@ class ProfilingBackend final : public Backend {
   void NameWeightShape(const Shape& shape, const std::string& name) { weight_names_[shape.str()] = name; }
 
   std::string name() const override { return inner_->name(); }
+  DType IntermediateDType() const override { return inner_->IntermediateDType(); }
   void* Alloc(size_t bytes) override { return inner_->Alloc(bytes); }
   void Free(void* p) override { inner_->Free(p); }
   void CopyToDevice(void* dst, const void* src, size_t bytes) override;

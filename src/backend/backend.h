@@ -17,17 +17,26 @@
 
 namespace mamba2 {
 
-// Row-major fp32 matrix with a leading dimension, so that column slices of a wider
-// matrix (z, xBC, dt inside in_proj's output) are views without copies.
+// Row-major matrix with a leading dimension, so that column slices of a wider matrix (z, xBC,
+// dt inside in_proj's output) are views without copies. fp32, except the mixer's intermediates
+// on a backend that keeps them narrower (Backend::IntermediateDType).
 struct Mat {
-  float* data = nullptr;
+  void* data = nullptr;
   int64_t rows = 0;
   int64_t cols = 0;
   int64_t ld = 0;  // elements between consecutive rows, >= cols
+  DType dtype = DType::F32;
 
-  float* row(int64_t r) const { return data + r * ld; }
-  Mat Cols(int64_t begin, int64_t count) const { return Mat{data + begin, rows, count, ld}; }
-  Mat Rows(int64_t begin, int64_t count) const { return Mat{data + begin * ld, count, cols, ld}; }
+  float* f32() const {
+    CHECK_MSG(dtype == DType::F32, std::string("an fp32 view was expected, this one is ") + DTypeName(dtype));
+    return static_cast<float*>(data);
+  }
+  float* row(int64_t r) const { return f32() + r * ld; }
+  void* at(int64_t r, int64_t c) const {
+    return static_cast<char*>(data) + (r * ld + c) * int64_t(DTypeSize(dtype));
+  }
+  Mat Cols(int64_t begin, int64_t count) const { return Mat{at(0, begin), rows, count, ld, dtype}; }
+  Mat Rows(int64_t begin, int64_t count) const { return Mat{at(begin, 0), count, cols, ld, dtype}; }
 };
 
 // Sizes of one Mamba-2 mixer, named as in the math.
@@ -96,7 +105,13 @@ class Backend {
   // (host backends keeping the stored dtype) or a new backend allocation it owns.
   virtual TensorView PrepareWeight(const TensorView& host, WeightKind kind) = 0;
 
-  // ---- ops, all activations fp32 -------------------------------------------------------
+  // ---- ops ------------------------------------------------------------------------------
+  // Activations are fp32 Mats, except the mixer's intermediates: in_proj's output (z, xBC, dt),
+  // the conv output (x, B, C) and the scan output y, which the model allocates in this type.
+  // Ops reading or writing those accept it as well as fp32. cuda's bf16 mode keeps them in bf16
+  // (as mamba_ssm's bf16 models do): half the bytes its prefill moves between kernels.
+  virtual DType IntermediateDType() const { return DType::F32; }
+
   // out[i, :] = table[ids[i], :]        ids: [n] in backend memory; table [V, d_model]
   virtual void Embed(const int32_t* ids, int64_t n, const TensorView& table, Mat out) = 0;
 

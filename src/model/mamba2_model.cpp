@@ -119,20 +119,22 @@ void Mamba2Model::EnsureWorkspace(int64_t rows, int64_t logit_rows) {
   ++ws_generation_;
   for (void* p : ws_allocations_) backend_->Free(p);
   ws_allocations_.clear();
-  auto alloc = [&](int64_t n_floats) {
-    void* p = backend_->Alloc(size_t(n_floats) * sizeof(float));
+  auto alloc_bytes = [&](int64_t bytes) {
+    void* p = backend_->Alloc(size_t(bytes));
     ws_allocations_.push_back(p);
-    return static_cast<float*>(p);
+    return p;
   };
+  auto alloc = [&](int64_t n_floats) { return static_cast<float*>(alloc_bytes(n_floats * int64_t(sizeof(float)))); };
+  const int64_t inter = int64_t(DTypeSize(backend_->IntermediateDType()));
   const MixerDims dims = config_.dims();
   ids_ = reinterpret_cast<int32_t*>(alloc(rows));
   slots_ = reinterpret_cast<int32_t*>(alloc(options_.max_slots));
   hidden_ = alloc(rows * config_.d_model);
   residual_ = alloc(rows * config_.d_model);
   normed_ = alloc(rows * config_.d_model);
-  zxbcdt_ = alloc(rows * config_.in_proj_rows());
-  conv_out_ = alloc(rows * dims.conv_dim());
-  y_ = alloc(rows * config_.d_inner);
+  zxbcdt_ = alloc_bytes(rows * config_.in_proj_rows() * inter);
+  conv_out_ = alloc_bytes(rows * dims.conv_dim() * inter);
+  y_ = alloc_bytes(rows * config_.d_inner * inter);
   gated_ = alloc(rows * config_.d_inner);
   ws_rows_ = rows;
 }
@@ -227,15 +229,16 @@ void Mamba2Model::Forward(const int32_t* ids, const int32_t* slots, int64_t n_se
   const MixerDims dims = c.dims();
   const int64_t rows = n_seqs * seq_len;
   const int64_t di = c.d_inner, gn = c.n_groups * c.d_state, conv_dim = dims.conv_dim();
+  const DType inter = be.IntermediateDType();
 
   Mat hidden{hidden_, rows, c.d_model, c.d_model};               // [rows, d_model]
   Mat residual{residual_, rows, c.d_model, c.d_model};           // [rows, d_model]
   Mat normed{normed_, rows, c.d_model, c.d_model};               // [rows, d_model]
-  Mat zxbcdt{zxbcdt_, rows, c.in_proj_rows(), c.in_proj_rows()};  // [rows, in_proj_rows]
+  Mat zxbcdt{zxbcdt_, rows, c.in_proj_rows(), c.in_proj_rows(), inter};  // [rows, in_proj_rows]
   Mat z = zxbcdt.Cols(0, di);                                    // [rows, d_inner]
   Mat xbc = zxbcdt.Cols(di, conv_dim);                           // [rows, conv_dim]
-  Mat conv_out{conv_out_, rows, conv_dim, conv_dim};             // [rows, conv_dim]
-  Mat y{y_, rows, di, di};                                       // [rows, d_inner]
+  Mat conv_out{conv_out_, rows, conv_dim, conv_dim, inter};      // [rows, conv_dim]
+  Mat y{y_, rows, di, di, inter};                                // [rows, d_inner]
   Mat gated{gated_, rows, di, di};                               // [rows, d_inner]
 
   be.Embed(ids, rows, weights_.embedding, hidden);

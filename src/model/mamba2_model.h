@@ -130,9 +130,10 @@ class Mamba2Model {
   float* hidden_ = nullptr;    // [rows, d_model]   mixer output / embedding
   float* residual_ = nullptr;  // [rows, d_model]   fp32 residual stream
   float* normed_ = nullptr;    // [rows, d_model]
-  float* zxbcdt_ = nullptr;    // [rows, in_proj_rows]
-  float* conv_out_ = nullptr;  // [rows, conv_dim]
-  float* y_ = nullptr;         // [rows, d_inner]
+  // The mixer's intermediates, in the backend's IntermediateDType:
+  void* zxbcdt_ = nullptr;     // [rows, in_proj_rows]
+  void* conv_out_ = nullptr;   // [rows, conv_dim]
+  void* y_ = nullptr;          // [rows, d_inner]
   float* gated_ = nullptr;     // [rows, d_inner]
   float* logits_ = nullptr;    // [logit_rows_, vocab_rows], its own allocation
   int64_t logit_rows_ = 0;

@@ -153,8 +153,15 @@ class DeviceArena {
     if (!host.empty()) b_.CopyToDevice(p, host.data(), host.size() * sizeof(T));
     return static_cast<T*>(p);
   }
-  // The whole buffer, padding included, so the view keeps its ld and offset.
-  Mat Upload(const HostMat& m) {
+  // The whole buffer, padding included, so the view keeps its ld and offset; as bf16 (every
+  // value rounded, padding too) where dtype is BF16.
+  Mat Upload(const HostMat& m, DType dtype = DType::F32) {
+    if (dtype == DType::BF16) {
+      std::vector<uint16_t> h(m.buf.size());
+      for (size_t i = 0; i < h.size(); ++i) h[i] = F32ToBF16(m.buf[i]);
+      return Mat{Upload(h) + m.col0, m.rows, m.cols, m.ld, DType::BF16};
+    }
+    CHECK(dtype == DType::F32);
     float* p = Upload(m.buf);
     return Mat{p + m.col0, m.rows, m.cols, m.ld};
   }
@@ -166,9 +173,15 @@ class DeviceArena {
     return host;
   }
   // Back into a HostMat shaped like `like` (the view's buffer starts col0 before m.data).
+  // A bf16 view comes back widened to fp32.
   HostMat Download(const Mat& m, const HostMat& like) {
     HostMat h = like;
-    h.buf = Download(m.data - like.col0, like.buf.size());
+    if (m.dtype == DType::BF16) {
+      const std::vector<uint16_t> raw = Download(static_cast<const uint16_t*>(m.data) - like.col0, like.buf.size());
+      for (size_t i = 0; i < raw.size(); ++i) h.buf[i] = BF16ToF32(raw[i]);
+      return h;
+    }
+    h.buf = Download(m.f32() - like.col0, like.buf.size());
     return h;
   }
 
@@ -214,5 +227,26 @@ inline StoredTensor Store(const std::vector<float>& values, DType dtype, Shape s
 }
 
 inline TensorView F32View(std::vector<float>& v, Shape shape) { return TensorView{v.data(), DType::F32, shape}; }
+
+// Random inputs of a norm and the product that reads it: a [rows, K] (pad_a columns either side)
+// and b [rows, K] (4 on the right) uniform in [-range, range], the norm's weight and the matrix
+// [N, K] (fp32).
+struct NormThenProduct {
+  HostMat a, b;
+  std::vector<float> norm_w;
+  StoredTensor w;
+};
+inline NormThenProduct RandomNormThenProduct(int64_t rows, int64_t K, int64_t N, int64_t pad_a, float range,
+                                             uint64_t seed) {
+  Rng rng(seed);
+  NormThenProduct t;
+  t.a = MakeHostMat(rows, K, pad_a, pad_a);
+  t.b = MakeHostMat(rows, K, 0, 4);
+  rng.Fill(t.a, -range, range);
+  rng.Fill(t.b, -range, range);
+  t.norm_w = rng.UniformVec(size_t(K), 0.5f, 1.5f);
+  t.w = Store(rng.UniformVec(size_t(N * K), -0.2f, 0.2f), DType::F32, Shape{N, K});
+  return t;
+}
 
 }  // namespace mamba2::testing

@@ -109,7 +109,8 @@ inline MixerData MakeMixerData(const MixerShape& shape, int64_t n_seqs, int64_t 
   return d;
 }
 
-// The mixer data in one backend's memory.
+// The mixer data in one backend's memory; in_proj's output, the conv output and y as
+// `intermediates` (F32, or BF16 with the values rounded).
 struct MixerOnDevice {
   DeviceArena mem;
   Mat zxbcdt, conv_out, y;
@@ -121,13 +122,13 @@ struct MixerOnDevice {
   ScanInputs scan;
   TensorView conv_w, conv_b;
 
-  MixerOnDevice(Backend& b, const MixerData& d) : mem(b) {
+  MixerOnDevice(Backend& b, const MixerData& d, DType intermediates = DType::F32) : mem(b) {
     const int64_t conv_dim = d.dims.conv_dim();
     const MixerDims& m = d.dims;
-    zxbcdt = mem.Upload(d.zxbcdt);
-    conv_out = mem.Upload(d.conv_out);
+    zxbcdt = mem.Upload(d.zxbcdt, intermediates);
+    conv_out = mem.Upload(d.conv_out, intermediates);
     y_host = MakeHostMat(d.rows(), m.d_inner, 2, 3);
-    y = mem.Upload(y_host);
+    y = mem.Upload(y_host, intermediates);
     xbc = zxbcdt.Cols(d.xbc_col(), conv_dim);
     conv_state = mem.Upload(d.conv_state);
     ssm_state = mem.Upload(d.ssm_state);
@@ -158,8 +159,9 @@ struct ConvResult {
 };
 
 // prefill: ConvPrefill over the whole data; otherwise ConvStep (seq_len must be 1).
-inline ConvResult RunConv(Backend& b, const MixerData& d, bool prefill, bool bias, bool in_place) {
-  MixerOnDevice dev(b, d);
+inline ConvResult RunConv(Backend& b, const MixerData& d, bool prefill, bool bias, bool in_place,
+                          DType intermediates = DType::F32) {
+  MixerOnDevice dev(b, d, intermediates);
   const TensorView conv_b = bias ? dev.conv_b : TensorView{};
   const Mat out = in_place ? dev.xbc : dev.conv_out;
   if (prefill)
@@ -184,8 +186,9 @@ struct ScanResult {
 };
 
 // prefill: SsdPrefill with chunk over all rows; otherwise SsmStep (seq_len must be 1).
-inline ScanResult RunScan(Backend& b, const MixerData& d, bool prefill, int64_t chunk) {
-  MixerOnDevice dev(b, d);
+inline ScanResult RunScan(Backend& b, const MixerData& d, bool prefill, int64_t chunk,
+                          DType intermediates = DType::F32) {
+  MixerOnDevice dev(b, d, intermediates);
   if (prefill)
     b.SsdPrefill(dev.scan, d.n_seqs, d.seq_len, dev.slots, d.dims, chunk, dev.ssm_state, dev.y);
   else

@@ -28,8 +28,9 @@ using testing::RandomModelSpec;
 using testing::RunLogits;
 
 constexpr double kFp32ModelTol = 1e-5;
-// bf16 GEMM operands (weights and activations, 8-bit mantissas) through a few layers: the
-// emulated bf16 path measured 3e-3..6e-3 on these models (see the report); stated with margin.
+// bf16 GEMM operands (weights and activations, 8-bit mantissas) and bf16 intermediates (in_proj,
+// conv and scan outputs stored in bf16) through a few layers: the emulated bf16 path measured
+// 5.7e-3..8.9e-3 on these models (4.0e-3..6.5e-3 with fp32 intermediates); stated with margin.
 constexpr double kBf16ModelTol = 2e-2;
 // fp16 operands have 3 more mantissa bits than bf16: 8x smaller rounding, stated with the same margin.
 constexpr double kFp16ModelTol = 4e-3;

@@ -407,20 +407,16 @@ TEST(CudaMatMul, NormsWritingThePackedOperandEqualTheTwoOps) {
       if (!b) continue;
       for (int64_t rows : {3, 9, 20})
         for (bool gated : {false, true}) {
-          Rng rng(uint64_t(rows * 10 + gated));
-          HostMat a = MakeHostMat(rows, K, 2, 2), c = MakeHostMat(rows, K, 0, 4);
-          rng.Fill(a, -2.0f, 2.0f);
-          rng.Fill(c, -2.0f, 2.0f);
-          const std::vector<float> norm_w = rng.UniformVec(size_t(K), 0.5f, 1.5f);
-          StoredTensor w = Store(rng.UniformVec(size_t(N * K), -0.2f, 0.2f), DType::F32, Shape{N, K});
+          const NormThenProduct in = RandomNormThenProduct(rows, K, N, 2, 2.0f, uint64_t(rows * 10 + gated));
+          const HostMat& c = in.b;
           auto run = [&](bool fused) {
             DeviceArena mem(*b);
-            const Mat ad = mem.Upload(a), cd = mem.Upload(c);
+            const Mat ad = mem.Upload(in.a), cd = mem.Upload(c);
             const HostMat norm_out0 = MakeHostMat(rows, K, 1, 1), out0 = MakeHostMat(rows, N, 0, 2);
             const Mat norm_out = mem.Upload(norm_out0), out = mem.Upload(out0);
             const TensorView nw = b->PrepareWeight(
-                TensorView{const_cast<float*>(norm_w.data()), DType::F32, Shape{K}}, WeightKind::kVector);
-            const TensorView wd = b->PrepareWeight(w.view, WeightKind::kMatrix);
+                TensorView{const_cast<float*>(in.norm_w.data()), DType::F32, Shape{K}}, WeightKind::kVector);
+            const TensorView wd = b->PrepareWeight(in.w.view, WeightKind::kMatrix);
             if (gated && fused) b->GatedRmsNormMatMul(ad, cd, nw, group, 1e-5f, norm_out, wd, out);
             if (gated && !fused) {
               b->GatedRmsNorm(ad, cd, nw, group, 1e-5f, norm_out);

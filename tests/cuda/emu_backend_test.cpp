@@ -62,18 +62,22 @@ int Code(DType t) {
   return -1;
 }
 
-// Dense host copy of a view.
-std::vector<float> Dense(const Mat& m) {
-  std::vector<float> v(size_t(m.rows * m.cols));
-  for (int64_t r = 0; r < m.rows; ++r) std::memcpy(v.data() + r * m.cols, m.row(r), size_t(m.cols) * sizeof(float));
-  return v;
+// Dense host copy of a view into `buf`, and the view of the copy.
+Mat Dense(const Mat& m, std::vector<unsigned char>& buf) {
+  const size_t row_bytes = size_t(m.cols) * DTypeSize(m.dtype);
+  buf.resize(size_t(m.rows) * row_bytes);
+  for (int64_t r = 0; r < m.rows; ++r) std::memcpy(buf.data() + size_t(r) * row_bytes, m.at(r, 0), row_bytes);
+  return Mat{buf.data(), m.rows, m.cols, m.cols, m.dtype};
 }
 
 class EmuBackend final : public HostBackend {
  public:
-  // half: DType::F32 (fp32 mode), BF16 or F16 (the 16-bit GEMM modes).
-  explicit EmuBackend(DType half) : half_(half) {}
+  // half: DType::F32 (fp32 mode), BF16 or F16 (the 16-bit GEMM modes). As the CUDA backend,
+  // bf16 mode keeps the mixer's intermediates in bf16 unless bf16_intermediates is false.
+  EmuBackend(DType half, bool bf16_intermediates)
+      : half_(half), intermediates_(half == DType::BF16 && bf16_intermediates ? DType::BF16 : DType::F32) {}
   std::string name() const override { return half_ == DType::F32 ? "cuda-emu" : std::string("cuda-emu-") + DTypeName(half_); }
+  DType IntermediateDType() const override { return intermediates_; }
 
   void Fill(float* dst, float value, size_t n) override { emu::LaunchFill(dst, value, int64_t(n), nullptr); }
 
@@ -83,12 +87,12 @@ class EmuBackend final : public HostBackend {
   }
 
   void Embed(const int32_t* ids, int64_t n, const TensorView& table, Mat out) override {
-    emu::LaunchEmbed(ids, n, table.data, Code(table.dtype), table.shape[1], out.data, out.ld, nullptr);
+    emu::LaunchEmbed(ids, n, table.data, Code(table.dtype), table.shape[1], out.f32(), out.ld, nullptr);
   }
 
   void AddRmsNorm(Mat hidden, Mat residual, bool first, const TensorView& weight, float eps, Mat out) override {
-    emu::LaunchAddRmsNorm(hidden.data, hidden.ld, residual.data, residual.ld, first, weight.as<float>(), eps,
-                          out.data, out.ld, hidden.rows, hidden.cols, nullptr);
+    emu::LaunchAddRmsNorm(hidden.f32(), hidden.ld, residual.f32(), residual.ld, first, weight.as<float>(), eps,
+                          out.f32(), out.ld, hidden.rows, hidden.cols, nullptr);
   }
 
   void MatMul(Mat x, const TensorView& w, Mat out) override {
@@ -97,11 +101,11 @@ class EmuBackend final : public HostBackend {
     if (half_ != DType::F32 && w.dtype == half_) {
       const auto* wh = w.as<uint16_t>();
       if (cuda_args::UsesGemv(true, x, w)) {  // as the CUDA backend
-        emu::LaunchGemv(x.data, x.rows, x.ld, wh, Code(half_), N, K, out.data, out.ld, nullptr, nullptr);
+        emu::LaunchGemv(x.f32(), x.rows, x.ld, wh, Code(half_), N, K, cuda_args::Act(out), nullptr, nullptr);
         return;
       }
       std::vector<uint16_t> xh(size_t(x.rows * K));
-      emu::LaunchPackHalf(x.data, x.rows, K, x.ld, Code(half_), xh.data(), nullptr);
+      emu::LaunchPackHalf(x.f32(), x.rows, K, x.ld, Code(half_), xh.data(), nullptr);
       HalfGemm(xh, w, out);
       return;
     }
@@ -122,8 +126,8 @@ class EmuBackend final : public HostBackend {
       return;
     }
     std::vector<uint16_t> xh(size_t(hidden.rows * hidden.cols));
-    emu::LaunchAddRmsNormHalf(hidden.data, hidden.ld, residual.data, residual.ld, first, norm_weight.as<float>(), eps,
-                              xh.data(), Code(half_), hidden.rows, hidden.cols, nullptr);
+    emu::LaunchAddRmsNormHalf(hidden.f32(), hidden.ld, residual.f32(), residual.ld, first, norm_weight.as<float>(),
+                              eps, xh.data(), Code(half_), hidden.rows, hidden.cols, nullptr);
     HalfGemm(xh, w, out);
   }
   void GatedRmsNormMatMul(Mat y, Mat z, const TensorView& norm_weight, int64_t group_size, float eps, Mat gated,
@@ -133,8 +137,8 @@ class EmuBackend final : public HostBackend {
       return;
     }
     std::vector<uint16_t> xh(size_t(y.rows * y.cols));
-    emu::LaunchGatedRmsNormHalf(y.data, y.ld, z.data, z.ld, norm_weight.as<float>(), group_size, eps, xh.data(),
-                                Code(half_), y.rows, y.cols, nullptr);
+    emu::LaunchGatedRmsNormHalf(cuda_args::Act(y), cuda_args::Act(z), norm_weight.as<float>(), group_size, eps,
+                                xh.data(), Code(half_), y.rows, y.cols, nullptr);
     HalfGemm(xh, w, out);
   }
 
@@ -151,17 +155,15 @@ class EmuBackend final : public HostBackend {
     conv.conv = ConvArgs(out.Cols(conv_begin, dims.conv_dim()), x.rows, 1, slots, dims, conv_state, conv_weight,
                          conv_bias, conv_out);
     conv.begin = conv_begin;
-    emu::LaunchGemv(x.data, x.rows, x.ld, wh, Code(half_), w.shape[0], w.shape[1], out.data, out.ld, &conv, nullptr);
+    emu::LaunchGemv(x.f32(), x.rows, x.ld, wh, Code(half_), w.shape[0], w.shape[1], cuda_args::Act(out), &conv,
+                    nullptr);
   }
 
   void ConvPrefill(Mat xbc, int64_t n_seqs, int64_t seq_len, const int32_t* slots, const MixerDims& dims,
                    float* conv_state, const TensorView& weight, const TensorView& bias, Mat out) override {
-    std::vector<float> copy;
+    std::vector<unsigned char> copy;
     Mat in = xbc;
-    if (cuda::MayOverlap(xbc, out)) {
-      copy = Dense(xbc);
-      in = Mat{copy.data(), xbc.rows, xbc.cols, xbc.cols};
-    }
+    if (cuda::MayOverlap(xbc, out)) in = Dense(xbc, copy);
     emu::LaunchConvPrefill(ConvArgs(in, n_seqs, seq_len, slots, dims, conv_state, weight, bias, out), nullptr);
   }
 
@@ -172,12 +174,9 @@ class EmuBackend final : public HostBackend {
 
   void SsdPrefill(const ScanInputs& in, int64_t n_seqs, int64_t seq_len, const int32_t* slots,
                   const MixerDims& dims, int64_t chunk_size, float* ssm_state, Mat y) override {
-    std::vector<float> x_copy;
+    std::vector<unsigned char> x_copy;
     ScanInputs inputs = in;
-    if (cuda::MayOverlap(in.x, y)) {
-      x_copy = Dense(in.x);
-      inputs.x = Mat{x_copy.data(), in.x.rows, in.x.cols, in.x.cols};
-    }
+    if (cuda::MayOverlap(in.x, y)) inputs.x = Dense(in.x, x_copy);
     cuda_args::ScanParams p = ScanArgs(inputs, dims, slots, ssm_state, y);
     p.n_seqs = n_seqs;
     p.seq_len = seq_len;
@@ -199,8 +198,8 @@ class EmuBackend final : public HostBackend {
   }
 
   void GatedRmsNorm(Mat y, Mat z, const TensorView& weight, int64_t group_size, float eps, Mat out) override {
-    emu::LaunchGatedRmsNorm(y.data, y.ld, z.data, z.ld, weight.as<float>(), group_size, eps, out.data, out.ld, y.rows,
-                            y.cols, nullptr);
+    emu::LaunchGatedRmsNorm(cuda_args::Act(y), cuda_args::Act(z), weight.as<float>(), group_size, eps, out.f32(),
+                            out.ld, y.rows, y.cols, nullptr);
   }
 
  protected:
@@ -223,16 +222,18 @@ class EmuBackend final : public HostBackend {
 
  private:
   static bool PacksForHalfGemm(const Mat& x, const TensorView& w) { return cuda_args::PacksForHalfGemm(true, x, w); }
-  // As cuBLAS: 16-bit operands (xh dense [rows, K]), exact products, fp32 sums.
+  // As cuBLAS: 16-bit operands (xh dense [rows, K]), exact products, fp32 sums; a bf16 out
+  // gets the sums rounded once.
   void HalfGemm(const std::vector<uint16_t>& xh, const TensorView& w, Mat out) const {
     const int64_t N = w.shape[0], K = w.shape[1];
     const auto* wh = w.as<uint16_t>();
+    const cuda_args::ActView o = cuda_args::Act(out);
     for (int64_t r = 0; r < out.rows; ++r)
       for (int64_t n = 0; n < N; ++n) {
         float acc = 0.0f;
         for (int64_t k = 0; k < K; ++k)
           acc += LoadAsF32(xh.data(), half_, size_t(r * K + k)) * LoadAsF32(wh, half_, size_t(n * K + k));
-        out.row(r)[n] = acc;
+        emu::Put(o, r, n, acc);
       }
   }
 
@@ -247,6 +248,7 @@ class EmuBackend final : public HostBackend {
   }
 
   DType half_;
+  DType intermediates_;
   std::vector<unsigned char> scratch_;
   std::vector<std::unique_ptr<uint16_t[]>> half_owned_;
   std::vector<std::unique_ptr<float[]>> f32_owned_;
@@ -290,7 +292,8 @@ TEST(CudaEmulator, GemvKernelAgainstRoundedOperands) {
           std::vector<uint16_t> w(size_t(N * K));
           for (uint16_t& v : w) v = half == cuda_args::kBF16 ? F32ToBF16(uni(gen)) : F32ToF16(uni(gen));
           std::vector<float> out(size_t((rows + 1) * out_ld), -7.0f);
-          emu::LaunchGemv(x.data(), rows, x_ld, w.data(), half, N, K, out.data(), out_ld, nullptr, nullptr);
+          const cuda_args::ActView out_view{out.data(), out_ld, cuda_args::kF32};
+          emu::LaunchGemv(x.data(), rows, x_ld, w.data(), half, N, K, out_view, nullptr, nullptr);
           double err2 = 0.0, ref2 = 0.0;
           for (int64_t r = 0; r <= rows; ++r)
             for (int64_t n = 0; n < out_ld; ++n) {
@@ -330,6 +333,8 @@ TEST(CudaEmulatorDeathTest, WmmaRejectsAMisalignedOperand) {
 
 }  // namespace
 
-std::unique_ptr<Backend> MakeEmuBackend(DType matmul) { return std::make_unique<EmuBackend>(matmul); }
+std::unique_ptr<Backend> MakeEmuBackend(DType matmul, bool bf16_intermediates) {
+  return std::make_unique<EmuBackend>(matmul, bf16_intermediates);
+}
 
 }  // namespace mamba2::testing

@@ -1,6 +1,6 @@
-// MayOverlap (src/backend/cuda/views.h) against brute force over the elements of both views:
-// it may answer "overlap" for disjoint views only when their lds differ, never "disjoint" for
-// views that share an element.
+// MayOverlap (src/backend/cuda/views.h) against brute force over the bytes of both views (fp32
+// and bf16 ones): it may answer "overlap" for disjoint views only when their lds or element
+// types differ, never "disjoint" for views that share a byte.
 #include <gtest/gtest.h>
 
 #include <random>
@@ -12,13 +12,19 @@
 namespace mamba2 {
 namespace {
 
+// The bytes of a view's elements.
+std::set<const char*> Bytes(const Mat& m) {
+  std::set<const char*> bytes;
+  for (int64_t r = 0; r < m.rows; ++r)
+    for (int64_t c = 0; c < m.cols; ++c)
+      for (size_t i = 0; i < DTypeSize(m.dtype); ++i) bytes.insert(static_cast<const char*>(m.at(r, c)) + i);
+  return bytes;
+}
+
 bool BruteOverlap(const Mat& a, const Mat& b) {
-  std::set<const float*> cells;
-  for (int64_t r = 0; r < a.rows; ++r)
-    for (int64_t c = 0; c < a.cols; ++c) cells.insert(a.data + r * a.ld + c);
-  for (int64_t r = 0; r < b.rows; ++r)
-    for (int64_t c = 0; c < b.cols; ++c)
-      if (cells.count(b.data + r * b.ld + c)) return true;
+  const std::set<const char*> in_a = Bytes(a);
+  for (const char* p : Bytes(b))
+    if (in_a.count(p)) return true;
   return false;
 }
 
@@ -38,30 +44,35 @@ TEST(CudaViews, ModelSlicesAreDisjointAndAliasesOverlap) {
 }
 
 TEST(CudaViews, NeverMissesASharedElement) {
-  std::vector<float> buf(4000);
+  std::vector<float> buf(4000);  // 16000 bytes, viewed as fp32 or bf16 elements
   std::mt19937 rng(7);
   auto pick = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
-  int exact_checked = 0;
+  int exact_checked = 0, mixed_checked = 0;
   for (int iter = 0; iter < 20000; ++iter) {
-    auto view = [&](int64_t ld) {
+    auto view = [&](int64_t ld, DType t) {
+      const int64_t es = int64_t(DTypeSize(t)), n_elems = int64_t(buf.size() * sizeof(float)) / es;
       const int64_t cols = pick(1, int(ld)), rows = pick(1, 6);
-      const int64_t off = pick(0, int(buf.size() - size_t((rows - 1) * ld + cols)));
-      return Mat{buf.data() + off, rows, cols, ld};
+      const int64_t off = pick(0, int(n_elems - ((rows - 1) * ld + cols)));
+      return Mat{reinterpret_cast<char*>(buf.data()) + off * es, rows, cols, ld, t};
     };
+    const DType t_a = pick(0, 3) == 0 ? DType::BF16 : DType::F32;
+    const DType t_b = pick(0, 3) == 0 ? DType::BF16 : t_a;
     const int64_t ld_a = pick(1, 40);
     const int64_t ld_b = pick(0, 2) == 0 ? pick(1, 40) : ld_a;
-    const Mat a = view(ld_a), b = view(ld_b);
+    const Mat a = view(ld_a, t_a), b = view(ld_b, t_b);
     const bool brute = BruteOverlap(a, b);
     const bool got = cuda::MayOverlap(a, b);
     if (brute) {
       ASSERT_TRUE(got) << "missed an overlap, iteration " << iter;
     }
-    if (a.ld == b.ld) {
+    if (a.ld == b.ld && a.dtype == b.dtype) {
       ASSERT_EQ(got, brute) << "same-ld views judged wrongly, iteration " << iter;
       ++exact_checked;
     }
+    mixed_checked += a.dtype != b.dtype;
   }
   EXPECT_GT(exact_checked, 1000);
+  EXPECT_GT(mixed_checked, 1000);
 }
 
 }  // namespace

@@ -140,7 +140,12 @@ class CudaRecording final : public Recording {
 class CudaBackend final : public Backend {
  public:
   explicit CudaBackend(const CudaBackendOptions& o)
-      : device_(o.device), mode_(o.matmul), graphs_(o.graphs), gemv_(o.gemv), pdl_(o.programmatic_launch) {}
+      : device_(o.device),
+        mode_(o.matmul),
+        graphs_(o.graphs),
+        gemv_(o.gemv),
+        pdl_(o.programmatic_launch),
+        intermediates_(o.matmul == CudaMatMul::kBf16 && o.bf16_intermediates ? DType::BF16 : DType::F32) {}
 
   ~CudaBackend() override {
     // Errors are ignored here: at process exit the driver may already be going away.
@@ -190,6 +195,7 @@ class CudaBackend final : public Backend {
   std::string name() const override {
     return mode_ == CudaMatMul::kFp32 ? "cuda" : std::string("cuda-") + CudaMatMulName(mode_);
   }
+  DType IntermediateDType() const override { return intermediates_; }
 
   // ---- memory ---------------------------------------------------------------------------
   void* Alloc(size_t bytes) override {
@@ -272,14 +278,14 @@ class CudaBackend final : public Backend {
     Current();
     const int64_t d = table.shape[1];
     CHECK(out.cols == d && out.rows >= n);
-    cuda::LaunchEmbed(ids, n, table.data, KernelDType(table.dtype), d, out.data, out.ld, stream_);
+    cuda::LaunchEmbed(ids, n, table.data, KernelDType(table.dtype), d, out.f32(), out.ld, stream_);
   }
 
   void AddRmsNorm(Mat hidden, Mat residual, bool first, const TensorView& weight, float eps, Mat out) override {
     Current();
     CheckAddRmsNorm(hidden, residual, weight, out);
-    cuda::LaunchAddRmsNorm(hidden.data, hidden.ld, residual.data, residual.ld, first, weight.as<float>(), eps,
-                           out.data, out.ld, hidden.rows, hidden.cols, stream_);
+    cuda::LaunchAddRmsNorm(hidden.f32(), hidden.ld, residual.f32(), residual.ld, first, weight.as<float>(), eps,
+                           out.f32(), out.ld, hidden.rows, hidden.cols, stream_);
   }
 
   void MatMul(Mat x, const TensorView& w, Mat out) override {
@@ -294,20 +300,20 @@ class CudaBackend final : public Backend {
       const cublasComputeType_t compute =
           mode_ == CudaMatMul::kTf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
       CUBLAS_CHECK(cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, int(N), int(x.rows), int(K), &one, w.data,
-                                CUDA_R_32F, int(K), x.data, CUDA_R_32F, int(x.ld), &zero, out.data, CUDA_R_32F,
+                                CUDA_R_32F, int(K), x.f32(), CUDA_R_32F, int(x.ld), &zero, out.f32(), CUDA_R_32F,
                                 int(out.ld), compute, CUBLAS_GEMM_DEFAULT));
       return;
     }
     CHECK_MSG(w.dtype == DType::BF16 || w.dtype == DType::F16, std::string("cuda: MatMul weight in ") +
                                                                    DTypeName(w.dtype) + " was not prepared by this backend");
     if (UsesGemv(x, w)) {
-      cuda::LaunchGemv(x.data, x.rows, x.ld, w.as<uint16_t>(), KernelDType(w.dtype), N, K, out.data, out.ld,
+      cuda::LaunchGemv(x.f32(), x.rows, x.ld, w.as<uint16_t>(), KernelDType(w.dtype), N, K, cuda_args::Act(out),
                        nullptr, stream_);
       return;
     }
     // The activations in the weights' 16-bit format; products exact, sums in fp32.
     uint16_t* xh = HalfOperand(x.rows, K);
-    cuda::LaunchPackHalf(x.data, x.rows, K, x.ld, KernelDType(w.dtype), xh, stream_);
+    cuda::LaunchPackHalf(x.f32(), x.rows, K, x.ld, KernelDType(w.dtype), xh, stream_);
     HalfGemm(xh, x.rows, w, out);
   }
 
@@ -323,8 +329,8 @@ class CudaBackend final : public Backend {
     CheckAddRmsNorm(hidden, residual, norm_weight, normed);
     CHECK(w.shape[1] == hidden.cols && out.rows == hidden.rows && out.cols == w.shape[0]);
     uint16_t* xh = HalfOperand(hidden.rows, hidden.cols);
-    cuda::LaunchAddRmsNormHalf(hidden.data, hidden.ld, residual.data, residual.ld, first, norm_weight.as<float>(), eps,
-                               xh, KernelDType(w.dtype), hidden.rows, hidden.cols, stream_);
+    cuda::LaunchAddRmsNormHalf(hidden.f32(), hidden.ld, residual.f32(), residual.ld, first, norm_weight.as<float>(),
+                               eps, xh, KernelDType(w.dtype), hidden.rows, hidden.cols, stream_);
     HalfGemm(xh, hidden.rows, w, out);
   }
   void GatedRmsNormMatMul(Mat y, Mat z, const TensorView& norm_weight, int64_t group_size, float eps, Mat gated,
@@ -337,7 +343,7 @@ class CudaBackend final : public Backend {
     CheckGatedRmsNorm(y, z, norm_weight, gated);
     CHECK(w.shape[1] == y.cols && out.rows == y.rows && out.cols == w.shape[0]);
     uint16_t* xh = HalfOperand(y.rows, y.cols);
-    cuda::LaunchGatedRmsNormHalf(y.data, y.ld, z.data, z.ld, norm_weight.as<float>(), group_size, eps, xh,
+    cuda::LaunchGatedRmsNormHalf(cuda_args::Act(y), cuda_args::Act(z), norm_weight.as<float>(), group_size, eps, xh,
                                  KernelDType(w.dtype), y.rows, y.cols, stream_);
     HalfGemm(xh, y.rows, w, out);
   }
@@ -361,7 +367,7 @@ class CudaBackend final : public Backend {
     cuda_args::GemvConv conv;
     conv.conv = ConvArgs(xbc, x.rows, 1, slots, dims, conv_state, conv_weight, conv_bias, conv_out);
     conv.begin = conv_begin;
-    cuda::LaunchGemv(x.data, x.rows, x.ld, w.as<uint16_t>(), KernelDType(w.dtype), N, K, out.data, out.ld, &conv,
+    cuda::LaunchGemv(x.f32(), x.rows, x.ld, w.as<uint16_t>(), KernelDType(w.dtype), N, K, cuda_args::Act(out), &conv,
                      stream_);
   }
 
@@ -420,8 +426,8 @@ class CudaBackend final : public Backend {
       y = copies[0];
       z = copies[1];
     }
-    cuda::LaunchGatedRmsNorm(y.data, y.ld, z.data, z.ld, weight.as<float>(), group_size, eps, out.data, out.ld,
-                             y.rows, y.cols, stream_);
+    cuda::LaunchGatedRmsNorm(cuda_args::Act(y), cuda_args::Act(z), weight.as<float>(), group_size, eps, out.f32(),
+                             out.ld, y.rows, y.cols, stream_);
   }
 
   void CopySlot(float* state, int64_t slot_size, int32_t from, int32_t to) override {
@@ -490,14 +496,19 @@ class CudaBackend final : public Backend {
   uint16_t* HalfOperand(int64_t rows, int64_t K) {
     return static_cast<uint16_t*>(act_half_.Ensure(size_t(rows * K) * sizeof(uint16_t), stream_));
   }
-  // out[rows, N] = xh [rows, K] (dense, w's format) @ w^T, fp32 sums.
+  // out[rows, N] = xh [rows, K] (dense, w's format) @ w^T, fp32 sums; out fp32, or bf16 (rounded
+  // once from the fp32 sums) with bf16 weights.
   void HalfGemm(const uint16_t* xh, int64_t rows, const TensorView& w, Mat out) {
     const int64_t N = w.shape[0], K = w.shape[1];
     CHECK(N <= INT_MAX && K <= INT_MAX && rows <= INT_MAX && out.ld <= INT_MAX);
+    CHECK_MSG(out.dtype == DType::F32 || (out.dtype == DType::BF16 && w.dtype == DType::BF16),
+              std::string("cuda: a product with ") + DTypeName(w.dtype) + " weights cannot write " +
+                  DTypeName(out.dtype));
     const float one = 1.0f, zero = 0.0f;
     const cudaDataType half = w.dtype == DType::BF16 ? CUDA_R_16BF : CUDA_R_16F;
+    const cudaDataType out_type = out.dtype == DType::BF16 ? CUDA_R_16BF : CUDA_R_32F;
     CUBLAS_CHECK(cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, int(N), int(rows), int(K), &one, w.data, half,
-                              int(K), xh, half, int(K), &zero, out.data, CUDA_R_32F, int(out.ld), CUBLAS_COMPUTE_32F,
+                              int(K), xh, half, int(K), &zero, out.data, out_type, int(out.ld), CUBLAS_COMPUTE_32F,
                               CUBLAS_GEMM_DEFAULT));
   }
   bool PacksForHalfGemm(const Mat& x, const TensorView& w) const { return cuda_args::PacksForHalfGemm(gemv_, x, w); }
@@ -526,18 +537,18 @@ class CudaBackend final : public Backend {
 
   // Dense copies of views in the aside scratch (valid until the next Aside).
   std::vector<Mat> Aside(std::initializer_list<Mat> views) {
+    auto bytes = [](const Mat& m) { return cuda_args::AlignUp(size_t(m.rows * m.cols) * DTypeSize(m.dtype), 256); };
     size_t total = 0;
-    for (const Mat& m : views) total += cuda_args::AlignUp(size_t(m.rows * m.cols) * sizeof(float), 256);
+    for (const Mat& m : views) total += bytes(m);
     char* base = static_cast<char*>(aside_.Ensure(total, stream_));
     std::vector<Mat> out;
     for (const Mat& m : views) {
-      auto* dst = reinterpret_cast<float*>(base);
+      const size_t es = DTypeSize(m.dtype);
       if (m.rows > 0 && m.cols > 0)
-        CUDA_CHECK(cudaMemcpy2DAsync(dst, size_t(m.cols) * sizeof(float), m.data, size_t(m.ld) * sizeof(float),
-                                     size_t(m.cols) * sizeof(float), size_t(m.rows), cudaMemcpyDeviceToDevice,
-                                     stream_));
-      out.push_back(Mat{dst, m.rows, m.cols, m.cols});
-      base += cuda_args::AlignUp(size_t(m.rows * m.cols) * sizeof(float), 256);
+        CUDA_CHECK(cudaMemcpy2DAsync(base, size_t(m.cols) * es, m.data, size_t(m.ld) * es, size_t(m.cols) * es,
+                                     size_t(m.rows), cudaMemcpyDeviceToDevice, stream_));
+      out.push_back(Mat{base, m.rows, m.cols, m.cols, m.dtype});
+      base += bytes(m);
     }
     return out;
   }
@@ -547,6 +558,7 @@ class CudaBackend final : public Backend {
   bool graphs_;
   bool gemv_;
   bool pdl_;
+  DType intermediates_;
   std::string device_name_ = "cuda device";
   cudaStream_t stream_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
@@ -595,7 +607,8 @@ Result<CudaBackendOptions> CudaOptionsFromEnv() {
     o.device = int(v);
   }
   for (auto [name, flag] : {std::pair{"MAMBA2_CUDA_GRAPHS", &o.graphs}, std::pair{"MAMBA2_CUDA_GEMV", &o.gemv},
-                            std::pair{"MAMBA2_CUDA_PDL", &o.programmatic_launch}}) {
+                            std::pair{"MAMBA2_CUDA_PDL", &o.programmatic_launch},
+                            std::pair{"MAMBA2_CUDA_BF16_INTERMEDIATES", &o.bf16_intermediates}}) {
     const char* g = std::getenv(name);
     if (!g || !*g) continue;
     const std::string v = g;

@@ -11,7 +11,8 @@
 
 namespace mamba2 {
 
-// How MatMul multiplies. Activations are fp32 everywhere else in every mode.
+// How MatMul multiplies. Activations are fp32, except that bf16 mode keeps the mixer's
+// intermediates in bf16 (see CudaBackendOptions::bf16_intermediates).
 enum class CudaMatMul {
   kFp32,  // fp32 weights (converted once), fp32 GEMM without TF32: matches ref to ~1e-6
   kTf32,  // fp32 weights, TF32 tensor-core GEMM with fp32 accumulation
@@ -28,14 +29,19 @@ struct CudaBackendOptions {
   // sm_90+: each kernel may start while the one ahead of it finishes (programmatic dependent
   // launch), hiding the gaps between a decode step's small kernels. Off until measured.
   bool programmatic_launch = false;
+  // bf16 mode: in_proj's output, the conv output and the scan output stored in bf16 (rounded
+  // once where written, fp32 arithmetic everywhere), as mamba_ssm's bf16 models keep them; they
+  // are most of the bytes a prefill moves between kernels. false: fp32 (to measure the saving).
+  bool bf16_intermediates = true;
 };
 
 const char* CudaMatMulName(CudaMatMul m);
 Result<CudaMatMul> ParseCudaMatMul(const std::string& s);  // "fp32" | "tf32" | "bf16" | "fp16"
 
 // From the environment: MAMBA2_CUDA_MATMUL (fp32|tf32|bf16|fp16, default fp32),
-// MAMBA2_CUDA_DEVICE (default 0), MAMBA2_CUDA_GRAPHS and MAMBA2_CUDA_GEMV (1 default, 0 off),
-// MAMBA2_CUDA_PDL (0 default, 1 on). An unparsable value is an error naming the variable.
+// MAMBA2_CUDA_DEVICE (default 0), MAMBA2_CUDA_GRAPHS, MAMBA2_CUDA_GEMV and
+// MAMBA2_CUDA_BF16_INTERMEDIATES (1 default, 0 off), MAMBA2_CUDA_PDL (0 default, 1 on).
+// An unparsable value is an error naming the variable.
 Result<CudaBackendOptions> CudaOptionsFromEnv();
 
 // The read bandwidth decode is compared with: the best of `reps` timed passes of a kernel that

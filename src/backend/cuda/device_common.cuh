@@ -1,6 +1,7 @@
-// Scalar helpers shared by the CUDA kernels: weight loads (conversions in core/float_bits.h), SiLU, softplus and dt, warp and
-// block sums. The including file defines M2_KERNEL_NS (cuda for the real build, cuda_emu for the
-// host emulator of tests/cuda); with nvcc the launch macros come from device_prelude.cuh.
+// Scalar helpers shared by the CUDA kernels: element loads and stores (conversions in
+// core/float_bits.h), SiLU, softplus and dt, warp and block sums. The including file defines
+// M2_KERNEL_NS (cuda for the real build, cuda_emu for the host emulator of tests/cuda); with nvcc
+// the launch macros come from device_prelude.cuh.
 #pragma once
 
 #include <cmath>
@@ -22,8 +23,8 @@ namespace mamba2::M2_KERNEL_NS {
 // Threads per block of every kernel here (a multiple of the warp size).
 constexpr int kBlock = 256;
 
-// Element i of a weight table stored as f32, f16 or bf16.
-M2_HD float LoadWeight(const void* p, int dtype, int64_t i) {
+// Element i of a table stored as f32, f16 or bf16 (cuda_args::WDType), and its store.
+M2_HD float LoadElem(const void* p, int dtype, int64_t i) {
   if (dtype == cuda_args::kF32) return static_cast<const float*>(p)[i];
   const uint16_t h = static_cast<const uint16_t*>(p)[i];
   return dtype == cuda_args::kBF16 ? BF16ToF32(h) : F16ToF32(h);
@@ -32,6 +33,22 @@ M2_HD float LoadWeight(const void* p, int dtype, int64_t i) {
 // f32 -> bf16 or f16 (half: cuda_args::kBF16 or kF16), round to nearest even, and back.
 M2_HD uint16_t ToHalf(float v, int half) { return half == cuda_args::kBF16 ? F32ToBF16(v) : F32ToF16(v); }
 M2_HD float HalfToF32(uint16_t h, int half) { return half == cuda_args::kBF16 ? BF16ToF32(h) : F16ToF32(h); }
+
+M2_HD void StoreElem(void* p, int dtype, int64_t i, float v) {
+  if (dtype == cuda_args::kF32)
+    static_cast<float*>(p)[i] = v;
+  else
+    static_cast<uint16_t*>(p)[i] = ToHalf(v, dtype);
+}
+
+// Element (r, c) of an activation view, widened to fp32; its store; and v as such a store keeps it.
+M2_HD float Get(const cuda_args::ActView& a, int64_t r, int64_t c) { return LoadElem(a.data, a.type, r * a.ld + c); }
+M2_HD void Put(const cuda_args::ActView& a, int64_t r, int64_t c, float v) {
+  StoreElem(a.data, a.type, r * a.ld + c, v);
+}
+M2_HD float Stored(const cuda_args::ActView& a, float v) {
+  return a.type == cuda_args::kF32 ? v : HalfToF32(ToHalf(v, a.type), a.type);
+}
 
 M2_DEVICE float SiluF(float v) { return v / (1.0f + expf(-v)); }
 
@@ -83,7 +100,7 @@ M2_DEVICE void StepConvChannel(const cuda_args::ConvParams& p, int64_t i, int64_
     state[k] = v;
     acc += v * ch.w[k];
   }
-  p.out[i * p.out_ld + c] = SiluF(acc);
+  Put(p.out, i, c, SiluF(acc));
 }
 
 struct SumOp {

@@ -18,13 +18,13 @@ __global__ void FillKernel(float* dst, float value, int64_t n) {
 __global__ void ToF32Kernel(const void* src, int dtype, float* dst, int64_t n) {
   M2_GRID_DEPENDENCY();
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
-    dst[i] = LoadWeight(src, dtype, i);
+    dst[i] = LoadElem(src, dtype, i);
 }
 
 __global__ void ToHalfKernel(const void* src, int dtype, int half, uint16_t* dst, int64_t n) {
   M2_GRID_DEPENDENCY();
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
-    dst[i] = ToHalf(LoadWeight(src, dtype, i), half);
+    dst[i] = ToHalf(LoadElem(src, dtype, i), half);
 }
 
 // Packs the view x [rows, cols] (row stride ld) into a dense bf16 / f16 [rows, cols] for the GEMM.
@@ -65,7 +65,7 @@ __global__ void EmbedKernel(const int32_t* ids, const void* table, int dtype, in
   M2_GRID_DEPENDENCY();
   const int64_t i = blockIdx.x;
   const int64_t base = int64_t(ids[i]) * d;
-  for (int64_t j = threadIdx.x; j < d; j += blockDim.x) out[i * out_ld + j] = LoadWeight(table, dtype, base + j);
+  for (int64_t j = threadIdx.x; j < d; j += blockDim.x) out[i * out_ld + j] = LoadElem(table, dtype, base + j);
 }
 
 void LaunchEmbed(const int32_t* ids, int64_t n, const void* table, int dtype, int64_t d, float* out,
@@ -133,41 +133,39 @@ void LaunchAddRmsNormHalf(const float* hidden, int64_t h_ld, float* residual, in
 // The gate is recomputed in the second pass rather than stored: it is cheap and keeps the op
 // free of scratch. Same columns per thread in both passes, so out may alias y.
 template <typename Rows>
-__global__ void GatedRmsNormKernel(const float* y, int64_t y_ld, const float* z, int64_t z_ld, const float* w,
-                                   int64_t group_size, float eps, Rows out) {
+__global__ void GatedRmsNormKernel(cuda_args::ActView y, cuda_args::ActView z, const float* w, int64_t group_size,
+                                   float eps, Rows out) {
   M2_GRID_DEPENDENCY();
   const int64_t r = blockIdx.x, g0 = int64_t(blockIdx.y) * group_size;
-  const float* yr = y + r * y_ld + g0;
-  const float* zr = z + r * z_ld + g0;
   float ss = 0.0f;
   for (int64_t j = threadIdx.x; j < group_size; j += blockDim.x) {
-    const float s = yr[j] * SiluF(zr[j]);
+    const float s = Get(y, r, g0 + j) * SiluF(Get(z, r, g0 + j));
     ss += s * s;
   }
   const float inv = 1.0f / sqrtf(BlockSum(ss) / float(group_size) + eps);
   const float* wg = w + g0;
-  for (int64_t j = threadIdx.x; j < group_size; j += blockDim.x) out.Put(r, g0 + j, yr[j] * SiluF(zr[j]) * inv * wg[j]);
+  for (int64_t j = threadIdx.x; j < group_size; j += blockDim.x)
+    out.Put(r, g0 + j, Get(y, r, g0 + j) * SiluF(Get(z, r, g0 + j)) * inv * wg[j]);
 }
 
 template <typename Rows>
-void LaunchGatedRmsNormTo(const float* y, int64_t y_ld, const float* z, int64_t z_ld, const float* w,
+void LaunchGatedRmsNormTo(const cuda_args::ActView& y, const cuda_args::ActView& z, const float* w,
                           int64_t group_size, float eps, Rows out, int64_t rows, int64_t cols, cudaStream_t stream) {
   if (rows <= 0) return;
   M2_KCHECK(group_size > 0 && cols % group_size == 0 && cols / group_size <= 65535 && rows <= 0x7fffffff);
   M2_LAUNCH(GatedRmsNormKernel<Rows>, dim3(unsigned(rows), unsigned(cols / group_size)), dim3(kBlock), stream, y,
-            y_ld, z, z_ld, w, group_size, eps, out);
+            z, w, group_size, eps, out);
 }
 
-void LaunchGatedRmsNorm(const float* y, int64_t y_ld, const float* z, int64_t z_ld, const float* w,
-                        int64_t group_size, float eps, float* out, int64_t o_ld, int64_t rows, int64_t cols,
-                        cudaStream_t stream) {
-  LaunchGatedRmsNormTo(y, y_ld, z, z_ld, w, group_size, eps, F32Rows{out, o_ld}, rows, cols, stream);
+void LaunchGatedRmsNorm(const cuda_args::ActView& y, const cuda_args::ActView& z, const float* w, int64_t group_size,
+                        float eps, float* out, int64_t o_ld, int64_t rows, int64_t cols, cudaStream_t stream) {
+  LaunchGatedRmsNormTo(y, z, w, group_size, eps, F32Rows{out, o_ld}, rows, cols, stream);
 }
 
-void LaunchGatedRmsNormHalf(const float* y, int64_t y_ld, const float* z, int64_t z_ld, const float* w,
+void LaunchGatedRmsNormHalf(const cuda_args::ActView& y, const cuda_args::ActView& z, const float* w,
                             int64_t group_size, float eps, uint16_t* out, int half, int64_t rows, int64_t cols,
                             cudaStream_t stream) {
-  LaunchGatedRmsNormTo(y, y_ld, z, z_ld, w, group_size, eps, HalfRows{out, cols, half}, rows, cols, stream);
+  LaunchGatedRmsNormTo(y, z, w, group_size, eps, HalfRows{out, cols, half}, rows, cols, stream);
 }
 
 // ---- causal depthwise conv ---------------------------------------------------------------------
@@ -177,7 +175,7 @@ constexpr int kConvTime = 32;  // time steps per thread in the prefill kernel
 // Input of channel c at time u of sequence s: xbc for u >= 0, else the conv state, whose last
 // entry (index W-1) is the input just before this call (u = -1).
 M2_DEVICE float ConvInput(const cuda_args::ConvParams& p, int64_t s, int64_t c, int64_t u, const float* state) {
-  return u >= 0 ? p.xbc[(s * p.seq_len + u) * p.xbc_ld + c] : state[p.d_conv + u];
+  return u >= 0 ? Get(p.xbc, s * p.seq_len + u, c) : state[p.d_conv + u];
 }
 
 // Thread = (sequence, channel, tile of kConvTime steps); the window lives in registers with
@@ -203,12 +201,12 @@ __global__ void ConvPrefillKernel(cuda_args::ConvParams p) {
   for (int64_t t = t0; t < t_end; ++t) {
     M2_UNROLL
     for (int j = kMaxConv - 1; j > 0; --j) hist[j] = hist[j - 1];
-    hist[0] = p.xbc[(s * p.seq_len + t) * p.xbc_ld + c];
+    hist[0] = Get(p.xbc, s * p.seq_len + t, c);
     float acc = b;
     M2_UNROLL
     for (int j = 0; j < kMaxConv; ++j)
       if (j < W) acc += wrev[j] * hist[j];
-    p.out[(s * p.seq_len + t) * p.out_ld + c] = SiluF(acc);
+    Put(p.out, s * p.seq_len + t, c, SiluF(acc));
   }
 }
 
@@ -231,7 +229,7 @@ __global__ void ConvStepKernel(cuda_args::ConvParams p) {
   const int64_t c = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   const int64_t i = blockIdx.y;
   if (c >= p.conv_dim) return;
-  StepConvChannel(p, i, c, LoadConvChannel(p, i, c), p.xbc[i * p.xbc_ld + c]);
+  StepConvChannel(p, i, c, LoadConvChannel(p, i, c), Get(p.xbc, i, c));
 }
 
 // The prefill reads inputs of neighbouring steps from other threads: out must not overlap xbc

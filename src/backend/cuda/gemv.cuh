@@ -31,8 +31,8 @@ struct alignas(16) Floats4 {
 // kHalf: the weights' format (cuda_args::kBF16 or kF16), fixed at compile time so that the
 // conversion in the inner loop is a shift (bf16) or a single conversion, with no branch.
 template <int R, bool kConv, int kHalf>
-__global__ void GemvKernel(const float* x, int64_t x_ld, const uint16_t* w, int64_t N, int64_t K, float* out,
-                           int64_t out_ld, cuda_args::GemvConv conv) {
+__global__ void GemvKernel(const float* x, int64_t x_ld, const uint16_t* w, int64_t N, int64_t K,
+                           cuda_args::ActView out, cuda_args::GemvConv conv) {
   M2_GRID_DEPENDENCY();
   const int lane = int(threadIdx.x) & 31;
   const int64_t n = int64_t(blockIdx.x) * (kBlock / 32) + (int64_t(threadIdx.x) >> 5);
@@ -75,50 +75,51 @@ __global__ void GemvKernel(const float* x, int64_t x_ld, const uint16_t* w, int6
   for (int r = 0; r < R; ++r) {
     const float s = WarpSum(acc[r]);
     if (lane == r) {
-      out[r * out_ld + n] = s;
-      if (conv_lane) StepConvChannel(conv.conv, r, channel, ch, s);
+      Put(out, r, n, s);
+      // The conv reads its input as stored, as ConvStepKernel would read it back.
+      if (conv_lane) StepConvChannel(conv.conv, r, channel, ch, Stored(out, s));
     }
   }
 }
 
 template <int R, int kHalf>
-void LaunchGemvRows(const float* x, int64_t x_ld, const uint16_t* w, int64_t N, int64_t K, float* out,
-                    int64_t out_ld, const cuda_args::GemvConv* conv, cudaStream_t stream) {
+void LaunchGemvRows(const float* x, int64_t x_ld, const uint16_t* w, int64_t N, int64_t K,
+                    const cuda_args::ActView& out, const cuda_args::GemvConv* conv, cudaStream_t stream) {
   const dim3 grid(CeilDiv(N, kBlock / 32)), block(kBlock);
   if (conv)
-    M2_LAUNCH((GemvKernel<R, true, kHalf>), grid, block, stream, x, x_ld, w, N, K, out, out_ld, *conv);
+    M2_LAUNCH((GemvKernel<R, true, kHalf>), grid, block, stream, x, x_ld, w, N, K, out, *conv);
   else
-    M2_LAUNCH((GemvKernel<R, false, kHalf>), grid, block, stream, x, x_ld, w, N, K, out, out_ld,
+    M2_LAUNCH((GemvKernel<R, false, kHalf>), grid, block, stream, x, x_ld, w, N, K, out,
               cuda_args::GemvConv{});
 }
 
 template <int kHalf>
 void LaunchGemvFormat(const float* x, int64_t rows, int64_t x_ld, const uint16_t* w, int64_t N, int64_t K,
-                      float* out, int64_t out_ld, const cuda_args::GemvConv* conv, cudaStream_t stream) {
+                      const cuda_args::ActView& out, const cuda_args::GemvConv* conv, cudaStream_t stream) {
   switch (rows) {
-    case 1: LaunchGemvRows<1, kHalf>(x, x_ld, w, N, K, out, out_ld, conv, stream); break;
-    case 2: LaunchGemvRows<2, kHalf>(x, x_ld, w, N, K, out, out_ld, conv, stream); break;
-    case 3: LaunchGemvRows<3, kHalf>(x, x_ld, w, N, K, out, out_ld, conv, stream); break;
-    case 4: LaunchGemvRows<4, kHalf>(x, x_ld, w, N, K, out, out_ld, conv, stream); break;
-    case 5: LaunchGemvRows<5, kHalf>(x, x_ld, w, N, K, out, out_ld, conv, stream); break;
-    case 6: LaunchGemvRows<6, kHalf>(x, x_ld, w, N, K, out, out_ld, conv, stream); break;
-    case 7: LaunchGemvRows<7, kHalf>(x, x_ld, w, N, K, out, out_ld, conv, stream); break;
-    default: LaunchGemvRows<8, kHalf>(x, x_ld, w, N, K, out, out_ld, conv, stream); break;
+    case 1: LaunchGemvRows<1, kHalf>(x, x_ld, w, N, K, out, conv, stream); break;
+    case 2: LaunchGemvRows<2, kHalf>(x, x_ld, w, N, K, out, conv, stream); break;
+    case 3: LaunchGemvRows<3, kHalf>(x, x_ld, w, N, K, out, conv, stream); break;
+    case 4: LaunchGemvRows<4, kHalf>(x, x_ld, w, N, K, out, conv, stream); break;
+    case 5: LaunchGemvRows<5, kHalf>(x, x_ld, w, N, K, out, conv, stream); break;
+    case 6: LaunchGemvRows<6, kHalf>(x, x_ld, w, N, K, out, conv, stream); break;
+    case 7: LaunchGemvRows<7, kHalf>(x, x_ld, w, N, K, out, conv, stream); break;
+    default: LaunchGemvRows<8, kHalf>(x, x_ld, w, N, K, out, conv, stream); break;
   }
 }
 
 // Preconditions: cuda_args::GemvApplies(rows, K, x, x_ld, w); with conv, its columns within out.
 void LaunchGemv(const float* x, int64_t rows, int64_t x_ld, const uint16_t* w, int half, int64_t N, int64_t K,
-                float* out, int64_t out_ld, const cuda_args::GemvConv* conv, cudaStream_t stream) {
+                const cuda_args::ActView& out, const cuda_args::GemvConv* conv, cudaStream_t stream) {
   if (N <= 0) return;
   M2_KCHECK(cuda_args::GemvApplies(rows, K, x, x_ld, w));
   M2_KCHECK(half == cuda_args::kBF16 || half == cuda_args::kF16);
   M2_KCHECK(!conv || (conv->begin >= 0 && conv->begin + conv->conv.conv_dim <= N && conv->conv.n_seqs == rows &&
                       conv->conv.d_conv >= 1 && conv->conv.d_conv <= kMaxConv));
   if (half == cuda_args::kBF16)
-    LaunchGemvFormat<cuda_args::kBF16>(x, rows, x_ld, w, N, K, out, out_ld, conv, stream);
+    LaunchGemvFormat<cuda_args::kBF16>(x, rows, x_ld, w, N, K, out, conv, stream);
   else
-    LaunchGemvFormat<cuda_args::kF16>(x, rows, x_ld, w, N, K, out, out_ld, conv, stream);
+    LaunchGemvFormat<cuda_args::kF16>(x, rows, x_ld, w, N, K, out, conv, stream);
 }
 
 }  // namespace mamba2::M2_KERNEL_NS

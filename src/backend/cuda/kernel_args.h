@@ -10,15 +10,22 @@
 
 namespace mamba2::cuda_args {
 
-// Element type codes of weight tables as the kernels read them.
+// Element type codes of weight tables (and activations) as the kernels read them.
 enum WDType : int { kF32 = 0, kF16 = 1, kBF16 = 2 };
+
+// A row-major activation matrix as the kernels see it: element (r, c) at data + (r*ld + c) of
+// `type` (kF32, or kBF16 for the mixer's intermediates in bf16 mode). Loads widen to fp32,
+// stores round to nearest even.
+struct ActView {
+  void* data = nullptr;
+  int64_t ld = 0;
+  int type = kF32;
+};
 
 // Causal conv over n_seqs sequences of seq_len rows (ConvStep: seq_len 1, one row per slot).
 struct ConvParams {
-  const float* xbc = nullptr;  // [n_seqs*seq_len, conv_dim], row stride xbc_ld
-  int64_t xbc_ld = 0;
-  float* out = nullptr;  // same shape, row stride out_ld
-  int64_t out_ld = 0;
+  ActView xbc;  // [n_seqs*seq_len, conv_dim]
+  ActView out;  // same shape
   const int32_t* slots = nullptr;  // [n_seqs] in device memory
   float* conv_state = nullptr;     // [n_slots, conv_dim, d_conv], oldest input first
   const float* weight = nullptr;   // [conv_dim, d_conv]
@@ -28,20 +35,15 @@ struct ConvParams {
 
 // The selective scan over n_seqs sequences of seq_len rows (SsmStep: seq_len 1).
 struct ScanParams {
-  const float* x = nullptr;  // [rows, n_heads*head_dim]
-  int64_t x_ld = 0;
-  const float* B = nullptr;  // [rows, n_groups*d_state]
-  int64_t B_ld = 0;
-  const float* C = nullptr;  // [rows, n_groups*d_state]
-  int64_t C_ld = 0;
-  const float* dt = nullptr;  // [rows, n_heads], before dt_bias and softplus
-  int64_t dt_ld = 0;
+  ActView x;   // [rows, n_heads*head_dim]
+  ActView B;   // [rows, n_groups*d_state]
+  ActView C;   // [rows, n_groups*d_state]
+  ActView dt;  // [rows, n_heads], before dt_bias and softplus
   const float* dt_bias = nullptr;  // [n_heads]
   const float* A_log = nullptr;    // [n_heads]
   const float* D = nullptr;        // [n_heads]
   float dt_min = 0.0f, dt_max = 0.0f;
-  float* y = nullptr;  // [rows, n_heads*head_dim]
-  int64_t y_ld = 0;
+  ActView y;  // [rows, n_heads*head_dim]
   const int32_t* slots = nullptr;  // [n_seqs] in device memory
   float* ssm_state = nullptr;      // [n_slots, n_heads, head_dim, d_state]
   int64_t n_seqs = 0, seq_len = 0, n_heads = 0, head_dim = 0, d_state = 0, n_groups = 0;

@@ -25,26 +25,26 @@ void LaunchToHalf(const void* src, int dtype, int half, uint16_t* dst, int64_t n
 void LaunchPackHalf(const float* x, int64_t rows, int64_t cols, int64_t ld, int half, uint16_t* out,
                     cudaStream_t stream);
 
-// out[rows, N] (row stride out_ld) = x[rows, K] (fp32, as it is) times w[N, K]^T (w in `half`),
+// out[rows, N] (fp32 or bf16) = x[rows, K] (fp32, as it is) times w[N, K]^T (w in `half`),
 // fp32 sums; only where cuda_args::GemvApplies(rows, K, x, x_ld, w). With `conv`, also the conv
 // step of LaunchConvStep over the columns conv->begin.. of out (one row per slot).
 void LaunchGemv(const float* x, int64_t rows, int64_t x_ld, const uint16_t* w, int half, int64_t N, int64_t K,
-                float* out, int64_t out_ld, const cuda_args::GemvConv* conv, cudaStream_t stream);
+                const cuda_args::ActView& out, const cuda_args::GemvConv* conv, cudaStream_t stream);
 
 void LaunchEmbed(const int32_t* ids, int64_t n, const void* table, int dtype, int64_t d, float* out,
                  int64_t out_ld, cudaStream_t stream);
 void LaunchAddRmsNorm(const float* hidden, int64_t h_ld, float* residual, int64_t r_ld, bool first,
                       const float* w, float eps, float* out, int64_t o_ld, int64_t rows, int64_t cols,
                       cudaStream_t stream);
-void LaunchGatedRmsNorm(const float* y, int64_t y_ld, const float* z, int64_t z_ld, const float* w,
-                        int64_t group_size, float eps, float* out, int64_t o_ld, int64_t rows, int64_t cols,
-                        cudaStream_t stream);
+// y, z: fp32 or bf16 views.
+void LaunchGatedRmsNorm(const cuda_args::ActView& y, const cuda_args::ActView& z, const float* w, int64_t group_size,
+                        float eps, float* out, int64_t o_ld, int64_t rows, int64_t cols, cudaStream_t stream);
 // The two norms with their output rounded to `half` (cuda_args::kBF16 / kF16) into a dense
 // [rows, cols] matrix: the packed operand of the 16-bit GEMM that follows.
 void LaunchAddRmsNormHalf(const float* hidden, int64_t h_ld, float* residual, int64_t r_ld, bool first,
                           const float* w, float eps, uint16_t* out, int half, int64_t rows, int64_t cols,
                           cudaStream_t stream);
-void LaunchGatedRmsNormHalf(const float* y, int64_t y_ld, const float* z, int64_t z_ld, const float* w,
+void LaunchGatedRmsNormHalf(const cuda_args::ActView& y, const cuda_args::ActView& z, const float* w,
                             int64_t group_size, float eps, uint16_t* out, int half, int64_t rows, int64_t cols,
                             cudaStream_t stream);
 

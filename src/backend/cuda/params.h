@@ -7,13 +7,18 @@
 
 namespace mamba2::cuda_args {
 
+// The kernels' view of a Mat: fp32 or bf16 elements.
+inline ActView Act(const Mat& m) {
+  CHECK_MSG(m.dtype == DType::F32 || m.dtype == DType::BF16,
+            std::string("cuda: activations are f32 or bf16, not ") + DTypeName(m.dtype));
+  return ActView{m.data, m.ld, m.dtype == DType::F32 ? kF32 : kBF16};
+}
+
 inline ConvParams MakeConvParams(Mat in, int64_t n_seqs, int64_t seq_len, const int32_t* slots, const MixerDims& dims,
                                  float* conv_state, const TensorView& weight, const TensorView& bias, Mat out) {
   ConvParams p;
-  p.xbc = in.data;
-  p.xbc_ld = in.ld;
-  p.out = out.data;
-  p.out_ld = out.ld;
+  p.xbc = Act(in);
+  p.out = Act(out);
   p.slots = slots;
   p.conv_state = conv_state;
   p.weight = weight.as<float>();
@@ -29,21 +34,16 @@ inline ConvParams MakeConvParams(Mat in, int64_t n_seqs, int64_t seq_len, const 
 inline ScanParams MakeScanParams(Mat x, Mat B, Mat C, Mat dt, const ScanInputs& in, const MixerDims& dims,
                                  const int32_t* slots, float* ssm_state, Mat y) {
   ScanParams p;
-  p.x = x.data;
-  p.x_ld = x.ld;
-  p.B = B.data;
-  p.B_ld = B.ld;
-  p.C = C.data;
-  p.C_ld = C.ld;
-  p.dt = dt.data;
-  p.dt_ld = dt.ld;
+  p.x = Act(x);
+  p.B = Act(B);
+  p.C = Act(C);
+  p.dt = Act(dt);
   p.dt_bias = in.dt_bias.as<float>();
   p.A_log = in.A_log.as<float>();
   p.D = in.D.as<float>();
   p.dt_min = in.dt_min;
   p.dt_max = in.dt_max;
-  p.y = y.data;
-  p.y_ld = y.ld;
+  p.y = Act(y);
   p.slots = slots;
   p.ssm_state = ssm_state;
   p.n_heads = dims.n_heads;
@@ -54,10 +54,11 @@ inline ScanParams MakeScanParams(Mat x, Mat B, Mat C, Mat dt, const ScanInputs& 
 }
 
 // Which path a product x @ w^T takes, decided alike by the CUDA backend and its emulator.
-// The decode GEMV (gemv.cuh, unless switched off): 16-bit weights and rows it takes.
+// The decode GEMV (gemv.cuh, unless switched off): 16-bit weights, and fp32 rows it takes.
 inline bool UsesGemv(bool gemv_on, const Mat& x, const TensorView& w) {
-  return gemv_on && (w.dtype == DType::BF16 || w.dtype == DType::F16) &&
-         GemvApplies(x.rows, w.shape[1], x.data, x.ld, static_cast<const uint16_t*>(w.data));
+  return gemv_on && (w.dtype == DType::BF16 || w.dtype == DType::F16) && x.dtype == DType::F32 &&
+         GemvApplies(x.rows, w.shape[1], static_cast<const float*>(x.data), x.ld,
+                     static_cast<const uint16_t*>(w.data));
 }
 // A 16-bit GEMM on a packed operand: 16-bit weights, and not the GEMV's case.
 inline bool PacksForHalfGemm(bool gemv_on, const Mat& x, const TensorView& w) {

@@ -54,7 +54,7 @@ __global__ void SsdDtKernel(cuda_args::ScanParams p, int64_t chunk, int64_t n_ch
     const int64_t i = t0 + threadIdx.x;
     double av = 0.0;
     if (i < len) {
-      const double dt = DtValue(p.dt[(s * p.seq_len + start + i) * p.dt_ld + hh], bias, p.dt_min, p.dt_max);
+      const double dt = DtValue(Get(p.dt, s * p.seq_len + start + i, hh), bias, p.dt_min, p.dt_max);
       sc.dt[base + i] = float(dt);
       av = dt * A;
     }
@@ -96,8 +96,8 @@ __global__ void SsdChunkStateKernel(cuda_args::ScanParams p, int64_t chunk, int6
     for (int e = tid; e < kStateK * kSsdTile; e += kBlock) {
       const int kk = e / kSsdTile, j = e % kSsdTile;
       const int64_t k = k0 + kk, row = row0 + k;
-      xs[kk][j] = (k < len && p0 + j < P) ? p.x[row * p.x_ld + hh * P + p0 + j] * wt[kk] : 0.0f;
-      bs[kk][j] = (k < len && n0 + j < N) ? p.B[row * p.B_ld + g * N + n0 + j] : 0.0f;
+      xs[kk][j] = (k < len && p0 + j < P) ? Get(p.x, row, hh * P + p0 + j) * wt[kk] : 0.0f;
+      bs[kk][j] = (k < len && n0 + j < N) ? Get(p.B, row, g * N + n0 + j) : 0.0f;
     }
     __syncthreads();
     for (int kk = 0; kk < kStateK; ++kk) {
@@ -156,9 +156,6 @@ __global__ void SsdOutputKernel(cuda_args::ScanParams p, int64_t chunk, int64_t 
   const int64_t l0 = (blockIdx.z % l_tiles) * kSsdTile, p0 = (blockIdx.z / l_tiles) * kSsdTile;
   if (l0 >= len) return;  // the whole block: a tile past the end of a short last chunk
   const int64_t P = p.head_dim, N = p.d_state;
-  const float* Cg = p.C + g * N;
-  const float* Bg = p.B + g * N;
-  const float* xh = p.x + hh * P;
   const float* h_in = sc.states + (sh * n_chunks + c) * P * N;
 
   __shared__ float cs[kSsdTile][kSsdK + 1];  // C rows of the l tile, a d_state slice
@@ -177,7 +174,7 @@ __global__ void SsdOutputKernel(cuda_args::ScanParams p, int64_t chunk, int64_t 
     for (int e = tid; e < kSsdTile * kSsdK; e += kBlock) {
       const int r = e / kSsdK, k = e % kSsdK;
       const int64_t n = n0 + k;
-      cs[r][k] = (l0 + r < len && n < N) ? Cg[(row0 + l0 + r) * p.C_ld + n] : 0.0f;
+      cs[r][k] = (l0 + r < len && n < N) ? Get(p.C, row0 + l0 + r, g * N + n) : 0.0f;
       ks[r][k] = (p0 + r < P && n < N) ? h_in[(p0 + r) * N + n] : 0.0f;
     }
     __syncthreads();
@@ -203,8 +200,8 @@ __global__ void SsdOutputKernel(cuda_args::ScanParams p, int64_t chunk, int64_t 
       for (int e = tid; e < kSsdTile * kSsdK; e += kBlock) {
         const int r = e / kSsdK, k = e % kSsdK;
         const int64_t n = n0 + k;
-        cs[r][k] = (l0 + r < len && n < N) ? Cg[(row0 + l0 + r) * p.C_ld + n] : 0.0f;
-        ks[r][k] = (s0 + r < len && n < N) ? Bg[(row0 + s0 + r) * p.B_ld + n] : 0.0f;
+        cs[r][k] = (l0 + r < len && n < N) ? Get(p.C, row0 + l0 + r, g * N + n) : 0.0f;
+        ks[r][k] = (s0 + r < len && n < N) ? Get(p.B, row0 + s0 + r, g * N + n) : 0.0f;
       }
       __syncthreads();
       TileSlabFma(cs, ks, ty, tx, m);
@@ -223,7 +220,7 @@ __global__ void SsdOutputKernel(cuda_args::ScanParams p, int64_t chunk, int64_t 
       }
     for (int e = tid; e < kSsdTile * kSsdTile; e += kBlock) {
       const int r = e / kSsdTile, j = e % kSsdTile;
-      xs[r][j] = (s0 + r < len && p0 + j < P) ? xh[(row0 + s0 + r) * p.x_ld + p0 + j] : 0.0f;
+      xs[r][j] = (s0 + r < len && p0 + j < P) ? Get(p.x, row0 + s0 + r, hh * P + p0 + j) : 0.0f;
     }
     __syncthreads();
     for (int k = 0; k < kSsdTile; ++k) {
@@ -249,7 +246,7 @@ __global__ void SsdOutputKernel(cuda_args::ScanParams p, int64_t chunk, int64_t 
       const int64_t l = l0 + ty + 16 * i, pp = p0 + tx + 16 * j;
       if (l < len && pp < P) {
         const int64_t row = row0 + l;
-        p.y[row * p.y_ld + hh * P + pp] = acc[i][j] + Dh * xh[row * p.x_ld + pp];
+        Put(p.y, row, hh * P + pp, acc[i][j] + Dh * Get(p.x, row, hh * P + pp));
       }
     }
 }
@@ -297,21 +294,19 @@ __global__ void SsmStepKernel(cuda_args::ScanParams p) {
   if (pp >= p.head_dim) return;  // a whole warp; the kernel has no block barriers
   const int64_t P = p.head_dim, N = p.d_state;
   const int64_t g = hh / (p.n_heads / p.n_groups);
-  const double dt = DtValue(p.dt[i * p.dt_ld + hh], p.dt_bias[hh], p.dt_min, p.dt_max);
+  const double dt = DtValue(Get(p.dt, i, hh), p.dt_bias[hh], p.dt_min, p.dt_max);
   const float decay = float(exp(dt * -exp(double(p.A_log[hh]))));
-  const float xv = p.x[i * p.x_ld + hh * P + pp];
+  const float xv = Get(p.x, i, hh * P + pp);
   const float dtx = float(dt) * xv;
   float* st = p.ssm_state + ((int64_t(p.slots[i]) * p.n_heads + hh) * P + pp) * N;
-  const float* Bg = p.B + i * p.B_ld + g * N;
-  const float* Cg = p.C + i * p.C_ld + g * N;
   float acc = 0.0f;
   for (int64_t n = lane; n < N; n += 32) {
-    const float h = decay * st[n] + dtx * Bg[n];
+    const float h = decay * st[n] + dtx * Get(p.B, i, g * N + n);
     st[n] = h;
-    acc += h * Cg[n];
+    acc += h * Get(p.C, i, g * N + n);
   }
   acc = WarpSum(acc);  // also orders every lane's read of x before lane 0 writes y (y may alias x)
-  if (lane == 0) p.y[i * p.y_ld + hh * P + pp] = acc + p.D[hh] * xv;
+  if (lane == 0) Put(p.y, i, hh * P + pp, acc + p.D[hh] * xv);
 }
 
 void LaunchSsmStep(const cuda_args::ScanParams& p, cudaStream_t stream) {

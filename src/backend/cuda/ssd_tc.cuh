@@ -96,8 +96,6 @@ __global__ void SsdCbKernel(cuda_args::ScanParams p, int64_t chunk, int64_t n_ch
   const int64_t l0 = lt * kTcTile, s0 = st * kTcTile;
   if (st > lt || l0 >= len) return;  // the whole block: above the diagonal or past the end
   const int64_t N = p.d_state, row0 = s * p.seq_len + start;
-  const float* Cg = p.C + g * N;
-  const float* Bg = p.B + g * N;
   __shared__ __align__(32) float smem[2 * kTcTile * kTcSlabLd];
   float* cs = smem;                       // [64 l][slab]
   float* bs = smem + kTcTile * kTcSlabLd;  // [64 s][slab]
@@ -108,8 +106,8 @@ __global__ void SsdCbKernel(cuda_args::ScanParams p, int64_t chunk, int64_t n_ch
     for (int e = tid; e < kTcTile * kTcSlab; e += kBlock) {
       const int r = e / kTcSlab, k = e % kTcSlab;
       const int64_t n = n0 + k;
-      cs[r * kTcSlabLd + k] = (l0 + r < len && n < N) ? Tf32(Cg[(row0 + l0 + r) * p.C_ld + n]) : 0.0f;
-      bs[r * kTcSlabLd + k] = (s0 + r < len && n < N) ? Tf32(Bg[(row0 + s0 + r) * p.B_ld + n]) : 0.0f;
+      cs[r * kTcSlabLd + k] = (l0 + r < len && n < N) ? Tf32(Get(p.C, row0 + l0 + r, g * N + n)) : 0.0f;
+      bs[r * kTcSlabLd + k] = (s0 + r < len && n < N) ? Tf32(Get(p.B, row0 + s0 + r, g * N + n)) : 0.0f;
     }
     __syncthreads();
     WarpTileMma<wmma::row_major, wmma::col_major>(cs, kTcSlabLd, bs, kTcSlabLd, kTcSlab, acc);
@@ -147,8 +145,8 @@ __global__ void SsdChunkStateTcKernel(cuda_args::ScanParams p, int64_t chunk, in
     for (int e = tid; e < kTcSlab * kTcTile; e += kBlock) {
       const int kk = e / kTcTile, j = e % kTcTile;
       const int64_t k = k0 + kk, row = row0 + k;
-      xs[kk * kTcTileLd + j] = (k < len && p0 + j < P) ? Tf32(p.x[row * p.x_ld + hh * P + p0 + j] * wt[kk]) : 0.0f;
-      bs[kk * kTcTileLd + j] = (k < len && n0 + j < N) ? Tf32(p.B[row * p.B_ld + g * N + n0 + j]) : 0.0f;
+      xs[kk * kTcTileLd + j] = (k < len && p0 + j < P) ? Tf32(Get(p.x, row, hh * P + p0 + j) * wt[kk]) : 0.0f;
+      bs[kk * kTcTileLd + j] = (k < len && n0 + j < N) ? Tf32(Get(p.B, row, g * N + n0 + j)) : 0.0f;
     }
     __syncthreads();
     WarpTileMma<wmma::col_major, wmma::row_major>(xs, kTcTileLd, bs, kTcTileLd, kTcSlab, acc);
@@ -172,8 +170,6 @@ __global__ void SsdOutputTcKernel(cuda_args::ScanParams p, int64_t chunk, int64_
   const int64_t l0 = (blockIdx.z % l_tiles) * kTcTile, p0 = (blockIdx.z / l_tiles) * kTcTile;
   if (l0 >= len) return;  // the whole block: a tile past the end of a short last chunk
   const int64_t P = p.head_dim, N = p.d_state;
-  const float* Cg = p.C + g * N;
-  const float* xh = p.x + hh * P;
   const float* h_in = sc.states + (sh * n_chunks + c) * P * N;
   const float* cb = sc.cb + ((s * n_chunks + c) * p.n_groups + g) * chunk * chunk;
 
@@ -198,7 +194,7 @@ __global__ void SsdOutputTcKernel(cuda_args::ScanParams p, int64_t chunk, int64_
     for (int e = tid; e < kTcTile * kTcSlab; e += kBlock) {
       const int r = e / kTcSlab, k = e % kTcSlab;
       const int64_t n = n0 + k;
-      cs[r * kTcSlabLd + k] = (l0 + r < len && n < N) ? Tf32(decay_l[r] * Cg[(row0 + l0 + r) * p.C_ld + n]) : 0.0f;
+      cs[r * kTcSlabLd + k] = (l0 + r < len && n < N) ? Tf32(decay_l[r] * Get(p.C, row0 + l0 + r, g * N + n)) : 0.0f;
       hs[r * kTcSlabLd + k] = (p0 + r < P && n < N) ? Tf32(h_in[(p0 + r) * N + n]) : 0.0f;
     }
     __syncthreads();
@@ -222,7 +218,7 @@ __global__ void SsdOutputTcKernel(cuda_args::ScanParams p, int64_t chunk, int64_
       const int64_t l = l0 + r, si = s0 + j;
       ms[r * kTcTileLd + j] =
           (si <= l && l < len) ? Tf32(DiagWeight(cb[l * chunk + si], acum_l[r], acum_s[j], dt_s[j])) : 0.0f;
-      xs[r * kTcTileLd + j] = (s0 + r < len && p0 + j < P) ? Tf32(xh[(row0 + s0 + r) * p.x_ld + p0 + j]) : 0.0f;
+      xs[r * kTcTileLd + j] = (s0 + r < len && p0 + j < P) ? Tf32(Get(p.x, row0 + s0 + r, hh * P + p0 + j)) : 0.0f;
     }
     __syncthreads();
     WarpTileMma<wmma::row_major, wmma::row_major>(ms, kTcTileLd, xs, kTcTileLd, kTcTile, acc);
@@ -237,7 +233,7 @@ __global__ void SsdOutputTcKernel(cuda_args::ScanParams p, int64_t chunk, int64_
     const int64_t l = l0 + r, pp = p0 + j;
     if (l < len && pp < P) {
       const int64_t row = row0 + l;
-      p.y[row * p.y_ld + hh * P + pp] = smem[r * kTcTileLd + j] + Dh * xh[row * p.x_ld + pp];
+      Put(p.y, row, hh * P + pp, smem[r * kTcTileLd + j] + Dh * Get(p.x, row, hh * P + pp));
     }
   }
 }
