@@ -125,16 +125,16 @@ void Mamba2Model::EnsureWorkspace(int64_t rows, int64_t logit_rows) {
     return p;
   };
   auto alloc = [&](int64_t n_floats) { return static_cast<float*>(alloc_bytes(n_floats * int64_t(sizeof(float)))); };
-  const int64_t inter = int64_t(DTypeSize(backend_->IntermediateDType()));
+  const int64_t inter_bytes = int64_t(DTypeSize(backend_->IntermediateDType()));
   const MixerDims dims = config_.dims();
   ids_ = reinterpret_cast<int32_t*>(alloc(rows));
   slots_ = reinterpret_cast<int32_t*>(alloc(options_.max_slots));
   hidden_ = alloc(rows * config_.d_model);
   residual_ = alloc(rows * config_.d_model);
   normed_ = alloc(rows * config_.d_model);
-  zxbcdt_ = alloc_bytes(rows * config_.in_proj_rows() * inter);
-  conv_out_ = alloc_bytes(rows * dims.conv_dim() * inter);
-  y_ = alloc_bytes(rows * config_.d_inner * inter);
+  zxbcdt_ = alloc_bytes(rows * config_.in_proj_rows() * inter_bytes);
+  conv_out_ = alloc_bytes(rows * dims.conv_dim() * inter_bytes);
+  y_ = alloc_bytes(rows * config_.d_inner * inter_bytes);
   gated_ = alloc(rows * config_.d_inner);
   ws_rows_ = rows;
 }

@@ -51,16 +51,7 @@ namespace {
 
 namespace emu = ::mamba2::cuda_emu;
 
-int Code(DType t) {
-  switch (t) {
-    case DType::F32: return cuda_args::kF32;
-    case DType::F16: return cuda_args::kF16;
-    case DType::BF16: return cuda_args::kBF16;
-    default: break;
-  }
-  CHECK_MSG(false, "emu: unsupported dtype");
-  return -1;
-}
+using cuda_args::KernelDType;
 
 // Dense host copy of a view into `buf`, and the view of the copy.
 Mat Dense(const Mat& m, std::vector<unsigned char>& buf) {
@@ -75,7 +66,7 @@ class EmuBackend final : public HostBackend {
   // half: DType::F32 (fp32 mode), BF16 or F16 (the 16-bit GEMM modes). As the CUDA backend,
   // bf16 mode keeps the mixer's intermediates in bf16 unless bf16_intermediates is false.
   EmuBackend(DType half, bool bf16_intermediates)
-      : half_(half), intermediates_(half == DType::BF16 && bf16_intermediates ? DType::BF16 : DType::F32) {}
+      : half_(half), intermediates_(cuda_args::IntermediatesFor(half == DType::BF16, bf16_intermediates)) {}
   std::string name() const override { return half_ == DType::F32 ? "cuda-emu" : std::string("cuda-emu-") + DTypeName(half_); }
   DType IntermediateDType() const override { return intermediates_; }
 
@@ -87,7 +78,7 @@ class EmuBackend final : public HostBackend {
   }
 
   void Embed(const int32_t* ids, int64_t n, const TensorView& table, Mat out) override {
-    emu::LaunchEmbed(ids, n, table.data, Code(table.dtype), table.shape[1], out.f32(), out.ld, nullptr);
+    emu::LaunchEmbed(ids, n, table.data, KernelDType(table.dtype), table.shape[1], out.f32(), out.ld, nullptr);
   }
 
   void AddRmsNorm(Mat hidden, Mat residual, bool first, const TensorView& weight, float eps, Mat out) override {
@@ -101,11 +92,11 @@ class EmuBackend final : public HostBackend {
     if (half_ != DType::F32 && w.dtype == half_) {
       const auto* wh = w.as<uint16_t>();
       if (cuda_args::UsesGemv(true, x, w)) {  // as the CUDA backend
-        emu::LaunchGemv(x.f32(), x.rows, x.ld, wh, Code(half_), N, K, cuda_args::Act(out), nullptr, nullptr);
+        emu::LaunchGemv(x.f32(), x.rows, x.ld, wh, KernelDType(half_), N, K, cuda_args::Act(out), nullptr, nullptr);
         return;
       }
       std::vector<uint16_t> xh(size_t(x.rows * K));
-      emu::LaunchPackHalf(x.f32(), x.rows, K, x.ld, Code(half_), xh.data(), nullptr);
+      emu::LaunchPackHalf(x.f32(), x.rows, K, x.ld, KernelDType(half_), xh.data(), nullptr);
       HalfGemm(xh, w, out);
       return;
     }
@@ -127,7 +118,7 @@ class EmuBackend final : public HostBackend {
     }
     std::vector<uint16_t> xh(size_t(hidden.rows * hidden.cols));
     emu::LaunchAddRmsNormHalf(hidden.f32(), hidden.ld, residual.f32(), residual.ld, first, norm_weight.as<float>(),
-                              eps, xh.data(), Code(half_), hidden.rows, hidden.cols, nullptr);
+                              eps, xh.data(), KernelDType(half_), hidden.rows, hidden.cols, nullptr);
     HalfGemm(xh, w, out);
   }
   void GatedRmsNormMatMul(Mat y, Mat z, const TensorView& norm_weight, int64_t group_size, float eps, Mat gated,
@@ -138,7 +129,7 @@ class EmuBackend final : public HostBackend {
     }
     std::vector<uint16_t> xh(size_t(y.rows * y.cols));
     emu::LaunchGatedRmsNormHalf(cuda_args::Act(y), cuda_args::Act(z), norm_weight.as<float>(), group_size, eps,
-                                xh.data(), Code(half_), y.rows, y.cols, nullptr);
+                                xh.data(), KernelDType(half_), y.rows, y.cols, nullptr);
     HalfGemm(xh, w, out);
   }
 
@@ -155,7 +146,7 @@ class EmuBackend final : public HostBackend {
     conv.conv = ConvArgs(out.Cols(conv_begin, dims.conv_dim()), x.rows, 1, slots, dims, conv_state, conv_weight,
                          conv_bias, conv_out);
     conv.begin = conv_begin;
-    emu::LaunchGemv(x.f32(), x.rows, x.ld, wh, Code(half_), w.shape[0], w.shape[1], cuda_args::Act(out), &conv,
+    emu::LaunchGemv(x.f32(), x.rows, x.ld, wh, KernelDType(half_), w.shape[0], w.shape[1], cuda_args::Act(out), &conv,
                     nullptr);
   }
 
@@ -208,13 +199,13 @@ class EmuBackend final : public HostBackend {
     const int64_t n = host.numel();
     if (half_ != DType::F32) {
       auto buf = std::make_unique<uint16_t[]>(size_t(n));
-      emu::LaunchToHalf(host.data, Code(host.dtype), Code(half_), buf.get(), n, nullptr);
+      emu::LaunchToHalf(host.data, KernelDType(host.dtype), KernelDType(half_), buf.get(), n, nullptr);
       TensorView v{buf.get(), half_, host.shape};
       half_owned_.push_back(std::move(buf));
       return v;
     }
     auto buf = std::make_unique<float[]>(size_t(n));
-    emu::LaunchToF32(host.data, Code(host.dtype), buf.get(), n, nullptr);
+    emu::LaunchToF32(host.data, KernelDType(host.dtype), buf.get(), n, nullptr);
     TensorView v{buf.get(), DType::F32, host.shape};
     f32_owned_.push_back(std::move(buf));
     return v;

@@ -166,32 +166,29 @@ void GemmF32(ThreadPool& pool, Mat x, const TensorView& w, Mat out) {
 }
 
 // bf16 GEMM: x rounded to bf16 once (shared by every tile), fp32 accumulation and output.
-// Where oneDNN has no bf16 matmul for this CPU, the rounded x goes back to fp32 and through the
-// fp32 GEMM with the bf16 weights widened: products of bf16 values are exact in fp32, so the
-// result is the same bf16 product with fp32 sums (no faster than fp32 mode, but the same mode).
+// Where oneDNN has no bf16 matmul for this CPU, the rounded x is widened back to fp32 and goes
+// through the fp32 GEMM with the bf16 weights widened: products of bf16 values are exact in fp32,
+// so the result is the same bf16 product with fp32 sums (no faster than fp32 mode, but the same mode).
 void GemmBf16(ThreadPool& pool, Mat x, const TensorView& w, Mat out, std::vector<uint16_t>& xb_scratch) {
   CHECK_MSG(w.dtype == DType::BF16, "cpu bf16 MatMul: weight not prepared as bf16");
   const int64_t n = w.shape[0], k = w.shape[1];
   const bool native = HaveBf16Gemm();
-  // [rows, k] bf16, or (no native bf16 GEMM) the same values widened back to fp32
-  const int64_t scratch_halves = native ? x.rows * k : 2 * x.rows * k;
+  // [rows, k] bf16, then (no native bf16 GEMM) the same values widened to fp32: 2 halves each
+  const int64_t scratch_halves = (native ? 1 : 3) * x.rows * k;
   if (int64_t(xb_scratch.size()) < scratch_halves) xb_scratch.resize(size_t(scratch_halves));
   uint16_t* xb = xb_scratch.data();
-  float* xr = reinterpret_cast<float*>(xb);
+  float* xr = reinterpret_cast<float*>(xb + x.rows * k);  // used only where !native
   pool.ParallelFor(
       x.rows,
       [&](int64_t r0, int64_t r1) {
         for (int64_t r = r0; r < r1; ++r) {
           const float* src = x.row(r);
+          uint16_t* dst = xb + r * k;
           int64_t i = 0;
-          if (native) {
-            uint16_t* dst = xb + r * k;
-            for (; i + kLanes <= k; i += kLanes) StoreBf16(dst + i, Load(src + i));
-            if (i < k) StoreNBf16(dst + i, LoadN(src + i, int(k - i)), int(k - i));
-          } else {
-            float* dst = xr + r * k;
-            for (; i < k; ++i) dst[i] = BF16ToF32(F32ToBF16(src[i]));
-          }
+          for (; i + kLanes <= k; i += kLanes) StoreBf16(dst + i, Load(src + i));
+          if (i < k) StoreNBf16(dst + i, LoadN(src + i, int(k - i)), int(k - i));
+          if (!native)
+            for (i = 0; i < k; ++i) xr[r * k + i] = BF16ToF32(dst[i]);
         }
       },
       std::max<int64_t>(1, 16384 / std::max<int64_t>(1, k)));

@@ -27,6 +27,7 @@ namespace {
 
 using cuda::MayOverlap;
 using cuda::SameView;
+using cuda_args::KernelDType;
 
 void CheckCublas(cublasStatus_t s, const char* what, const char* file, int line) {
   if (s == CUBLAS_STATUS_SUCCESS) return;
@@ -35,17 +36,6 @@ void CheckCublas(cublasStatus_t s, const char* what, const char* file, int line)
   std::abort();
 }
 #define CUBLAS_CHECK(expr) CheckCublas((expr), #expr, __FILE__, __LINE__)
-
-int KernelDType(DType t) {
-  switch (t) {
-    case DType::F32: return cuda_args::kF32;
-    case DType::F16: return cuda_args::kF16;
-    case DType::BF16: return cuda_args::kBF16;
-    default: break;
-  }
-  CHECK_MSG(false, std::string("cuda: unsupported weight dtype ") + DTypeName(t));
-  return -1;
-}
 
 // Device memory that only grows; growing waits for queued work that may still read it, and
 // bumps *generation so that recorded graphs holding the old address are recorded again.
@@ -145,7 +135,7 @@ class CudaBackend final : public Backend {
         graphs_(o.graphs),
         gemv_(o.gemv),
         pdl_(o.programmatic_launch),
-        intermediates_(o.matmul == CudaMatMul::kBf16 && o.bf16_intermediates ? DType::BF16 : DType::F32) {}
+        intermediates_(cuda_args::IntermediatesFor(o.matmul == CudaMatMul::kBf16, o.bf16_intermediates)) {}
 
   ~CudaBackend() override {
     // Errors are ignored here: at process exit the driver may already be going away.

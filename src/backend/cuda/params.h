@@ -7,11 +7,29 @@
 
 namespace mamba2::cuda_args {
 
+// The kernels' code (WDType) of an element type.
+inline int KernelDType(DType t) {
+  switch (t) {
+    case DType::F32: return kF32;
+    case DType::F16: return kF16;
+    case DType::BF16: return kBF16;
+    default: break;
+  }
+  CHECK_MSG(false, std::string("cuda: unsupported dtype ") + DTypeName(t));
+  return -1;
+}
+
 // The kernels' view of a Mat: fp32 or bf16 elements.
 inline ActView Act(const Mat& m) {
   CHECK_MSG(m.dtype == DType::F32 || m.dtype == DType::BF16,
             std::string("cuda: activations are f32 or bf16, not ") + DTypeName(m.dtype));
-  return ActView{m.data, m.ld, m.dtype == DType::F32 ? kF32 : kBF16};
+  return ActView{m.data, m.ld, KernelDType(m.dtype)};
+}
+
+// Where the mixer's intermediates live, alike in the CUDA backend and its emulator: bf16 in bf16
+// mode unless switched off (CudaBackendOptions::bf16_intermediates), else fp32.
+inline DType IntermediatesFor(bool bf16_mode, bool bf16_intermediates) {
+  return bf16_mode && bf16_intermediates ? DType::BF16 : DType::F32;
 }
 
 inline ConvParams MakeConvParams(Mat in, int64_t n_seqs, int64_t seq_len, const int32_t* slots, const MixerDims& dims,
