@@ -30,30 +30,41 @@ void ProfilingBackend::Fill(float* dst, float value, size_t n) {
 void ProfilingBackend::Embed(const int32_t* ids, int64_t n, const TensorView& table, Mat out) {
   Time("embed", [&] { inner_->Embed(ids, n, table, out); });
 }
-void ProfilingBackend::AddRmsNorm(Mat hidden, Mat residual, bool first, const TensorView& weight, float eps,
-                                  Mat out) {
-  Time("add+rmsnorm", [&] { inner_->AddRmsNorm(hidden, residual, first, weight, eps, out); });
+void ProfilingBackend::RmsNorm(Mat x, const TensorView& weight, float eps, Mat out) {
+  Time("rmsnorm", [&] { inner_->RmsNorm(x, weight, eps, out); });
 }
-void ProfilingBackend::MatMul(Mat x, const TensorView& w, Mat out) {
-  Time(MatMulName(w), [&] { inner_->MatMul(x, w, out); }, 2.0 * double(x.rows) * double(w.shape[0]) * double(w.shape[1]));
+void ProfilingBackend::MatMul(Mat x, const TensorView& w, Mat out, bool accumulate) {
+  Time(MatMulName(w), [&] { inner_->MatMul(x, w, out, accumulate); },
+       2.0 * double(x.rows) * double(w.shape[0]) * double(w.shape[1]));
 }
 std::string ProfilingBackend::MatMulName(const TensorView& w) const {
   auto it = weight_names_.find(w.shape.str());
   return "matmul " + (it != weight_names_.end() ? it->second : w.shape.str());
 }
-void ProfilingBackend::AddRmsNormMatMul(Mat hidden, Mat residual, bool first, const TensorView& norm_weight,
-                                        float eps, Mat normed, const TensorView& w, Mat out) {
+void ProfilingBackend::RmsNormMatMul(Mat x, const TensorView& norm_weight, float eps, Mat normed,
+                                     const TensorView& w, Mat out) {
   Time(
-      "add+rmsnorm + " + MatMulName(w),
-      [&] { inner_->AddRmsNormMatMul(hidden, residual, first, norm_weight, eps, normed, w, out); },
+      "rmsnorm + " + MatMulName(w), [&] { inner_->RmsNormMatMul(x, norm_weight, eps, normed, w, out); },
       2.0 * double(out.rows) * double(w.shape[0]) * double(w.shape[1]));
 }
-void ProfilingBackend::GatedRmsNormMatMul(Mat y, Mat z, const TensorView& norm_weight, int64_t group_size, float eps,
-                                          Mat gated, const TensorView& w, Mat out) {
+void ProfilingBackend::GatedRmsNormMatMulAdd(Mat y, Mat z, const TensorView& norm_weight, int64_t group_size,
+                                             float eps, Mat gated, const TensorView& w, Mat out) {
   Time(
       "gated rmsnorm + " + MatMulName(w),
-      [&] { inner_->GatedRmsNormMatMul(y, z, norm_weight, group_size, eps, gated, w, out); },
+      [&] { inner_->GatedRmsNormMatMulAdd(y, z, norm_weight, group_size, eps, gated, w, out); },
       2.0 * double(out.rows) * double(w.shape[0]) * double(w.shape[1]));
+}
+void ProfilingBackend::RmsNormMatMulConvStep(Mat x, const TensorView& norm_weight, float eps, Mat normed,
+                                             const TensorView& w, Mat out, int64_t conv_begin, const int32_t* slots,
+                                             const MixerDims& dims, float* conv_state, const TensorView& conv_weight,
+                                             const TensorView& conv_bias, Mat conv_out) {
+  Time(
+      "rmsnorm + " + MatMulName(w) + " + conv step",
+      [&] {
+        inner_->RmsNormMatMulConvStep(x, norm_weight, eps, normed, w, out, conv_begin, slots, dims, conv_state,
+                                      conv_weight, conv_bias, conv_out);
+      },
+      2.0 * double(x.rows) * double(w.shape[0]) * double(w.shape[1]));
 }
 void ProfilingBackend::MatMulConvStep(Mat x, const TensorView& w, Mat out, int64_t conv_begin, const int32_t* slots,
                                       const MixerDims& dims, float* conv_state, const TensorView& conv_weight,

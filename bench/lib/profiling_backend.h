@@ -38,15 +38,20 @@ class ProfilingBackend final : public Backend {
     return inner_->PrepareWeight(host, kind);
   }
   void Embed(const int32_t* ids, int64_t n, const TensorView& table, Mat out) override;
-  void AddRmsNorm(Mat hidden, Mat residual, bool first, const TensorView& weight, float eps, Mat out) override;
-  void MatMul(Mat x, const TensorView& w, Mat out) override;
+  void RmsNorm(Mat x, const TensorView& weight, float eps, Mat out) override;
+  using Backend::MatMul;
+  void MatMul(Mat x, const TensorView& w, Mat out, bool accumulate) override;
   void MatMulConvStep(Mat x, const TensorView& w, Mat out, int64_t conv_begin, const int32_t* slots,
                       const MixerDims& dims, float* conv_state, const TensorView& conv_weight,
                       const TensorView& conv_bias, Mat conv_out) override;
-  void AddRmsNormMatMul(Mat hidden, Mat residual, bool first, const TensorView& norm_weight, float eps, Mat normed,
-                        const TensorView& w, Mat out) override;
-  void GatedRmsNormMatMul(Mat y, Mat z, const TensorView& norm_weight, int64_t group_size, float eps, Mat gated,
-                          const TensorView& w, Mat out) override;
+  void RmsNormMatMulConvStep(Mat x, const TensorView& norm_weight, float eps, Mat normed, const TensorView& w,
+                             Mat out, int64_t conv_begin, const int32_t* slots, const MixerDims& dims,
+                             float* conv_state, const TensorView& conv_weight, const TensorView& conv_bias,
+                             Mat conv_out) override;
+  void RmsNormMatMul(Mat x, const TensorView& norm_weight, float eps, Mat normed, const TensorView& w,
+                     Mat out) override;
+  void GatedRmsNormMatMulAdd(Mat y, Mat z, const TensorView& norm_weight, int64_t group_size, float eps, Mat gated,
+                             const TensorView& w, Mat out) override;
   void ConvPrefill(Mat xbc, int64_t n_seqs, int64_t seq_len, const int32_t* slots, const MixerDims& dims,
                    float* conv_state, const TensorView& weight, const TensorView& bias, Mat out) override;
   void SsdPrefill(const ScanInputs& in, int64_t n_seqs, int64_t seq_len, const int32_t* slots,

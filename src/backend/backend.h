@@ -115,12 +115,14 @@ class Backend {
   // out[i, :] = table[ids[i], :]        ids: [n] in backend memory; table [V, d_model]
   virtual void Embed(const int32_t* ids, int64_t n, const TensorView& table, Mat out) = 0;
 
-  // residual = (first ? 0 : residual) + hidden; out = rmsnorm(residual) * weight.
-  virtual void AddRmsNorm(Mat hidden, Mat residual, bool first, const TensorView& weight, float eps,
-                          Mat out) = 0;
+  // out = x * rsqrt(mean(x^2) + eps) * weight, row by row.   x, out [rows, cols] fp32
+  virtual void RmsNorm(Mat x, const TensorView& weight, float eps, Mat out) = 0;
 
-  // out = x @ w^T.   x [rows, K], w [N, K] (stored dtype), out [rows, N]
-  virtual void MatMul(Mat x, const TensorView& w, Mat out) = 0;
+  // out = x @ w^T, or with `accumulate` out += x @ w^T (the residual stream's update: the sum
+  // lands in fp32 out, with no fp32 copy of the product kept apart).
+  // x [rows, K], w [N, K] (stored dtype), out [rows, N]
+  virtual void MatMul(Mat x, const TensorView& w, Mat out, bool accumulate) = 0;
+  void MatMul(Mat x, const TensorView& w, Mat out) { MatMul(x, w, out, /*accumulate=*/false); }
 
   // Causal depthwise conv + bias + SiLU over n_seqs sequences of seq_len rows each,
   // starting from and updating each sequence's conv state.
@@ -154,19 +156,28 @@ class Backend {
   virtual void GatedRmsNorm(Mat y, Mat z, const TensorView& weight, int64_t group_size, float eps,
                             Mat out) = 0;
 
-  // A norm and the product that reads it, as the two ops: AddRmsNorm into `normed`, then
-  // out = normed @ w^T; GatedRmsNorm into `gated`, then out = gated @ w^T. The product is all the
-  // model reads, so a backend may skip writing normed / gated (cuda's 16-bit modes write the
-  // GEMM's packed operand instead); their contents are unspecified afterwards.
-  virtual void AddRmsNormMatMul(Mat hidden, Mat residual, bool first, const TensorView& norm_weight, float eps,
-                                Mat normed, const TensorView& w, Mat out) {
-    AddRmsNorm(hidden, residual, first, norm_weight, eps, normed);
+  // A norm and the product that reads it, as the two ops: RmsNorm into `normed`, then
+  // out = normed @ w^T; GatedRmsNorm into `gated`, then out += gated @ w^T (out_proj adding into
+  // the residual stream). The product is all the model reads, so a backend may skip writing
+  // normed / gated (cuda's 16-bit modes write the GEMM's packed operand instead, or keep the
+  // normed rows on chip); their contents are unspecified afterwards.
+  virtual void RmsNormMatMul(Mat x, const TensorView& norm_weight, float eps, Mat normed, const TensorView& w,
+                             Mat out) {
+    RmsNorm(x, norm_weight, eps, normed);
     MatMul(normed, w, out);
   }
-  virtual void GatedRmsNormMatMul(Mat y, Mat z, const TensorView& norm_weight, int64_t group_size, float eps,
-                                  Mat gated, const TensorView& w, Mat out) {
+  virtual void GatedRmsNormMatMulAdd(Mat y, Mat z, const TensorView& norm_weight, int64_t group_size, float eps,
+                                     Mat gated, const TensorView& w, Mat out) {
     GatedRmsNorm(y, z, norm_weight, group_size, eps, gated);
-    MatMul(gated, w, out);
+    MatMul(gated, w, out, /*accumulate=*/true);
+  }
+  // Decode's whole front of a layer: RmsNorm of x into normed, then MatMulConvStep of normed.
+  virtual void RmsNormMatMulConvStep(Mat x, const TensorView& norm_weight, float eps, Mat normed,
+                                     const TensorView& w, Mat out, int64_t conv_begin, const int32_t* slots,
+                                     const MixerDims& dims, float* conv_state, const TensorView& conv_weight,
+                                     const TensorView& conv_bias, Mat conv_out) {
+    RmsNorm(x, norm_weight, eps, normed);
+    MatMulConvStep(normed, w, out, conv_begin, slots, dims, conv_state, conv_weight, conv_bias, conv_out);
   }
 
   // Copies the recurrent state of one slot to another (prefix snapshots, forks).

@@ -129,7 +129,6 @@ void Mamba2Model::EnsureWorkspace(int64_t rows, int64_t logit_rows) {
   const MixerDims dims = config_.dims();
   ids_ = reinterpret_cast<int32_t*>(alloc(rows));
   slots_ = reinterpret_cast<int32_t*>(alloc(options_.max_slots));
-  hidden_ = alloc(rows * config_.d_model);
   residual_ = alloc(rows * config_.d_model);
   normed_ = alloc(rows * config_.d_model);
   zxbcdt_ = alloc_bytes(rows * config_.in_proj_rows() * inter_bytes);
@@ -231,8 +230,7 @@ void Mamba2Model::Forward(const int32_t* ids, const int32_t* slots, int64_t n_se
   const int64_t di = c.d_inner, gn = c.n_groups * c.d_state, conv_dim = dims.conv_dim();
   const DType inter = be.IntermediateDType();
 
-  Mat hidden{hidden_, rows, c.d_model, c.d_model};               // [rows, d_model]
-  Mat residual{residual_, rows, c.d_model, c.d_model};           // [rows, d_model]
+  Mat residual{residual_, rows, c.d_model, c.d_model};           // [rows, d_model] fp32 residual stream
   Mat normed{normed_, rows, c.d_model, c.d_model};               // [rows, d_model]
   Mat zxbcdt{zxbcdt_, rows, c.in_proj_rows(), c.in_proj_rows(), inter};  // [rows, in_proj_rows]
   Mat z = zxbcdt.Cols(0, di);                                    // [rows, d_inner]
@@ -241,16 +239,16 @@ void Mamba2Model::Forward(const int32_t* ids, const int32_t* slots, int64_t n_se
   Mat y{y_, rows, di, di, inter};                                // [rows, d_inner]
   Mat gated{gated_, rows, di, di};                               // [rows, d_inner]
 
-  be.Embed(ids, rows, weights_.embedding, hidden);
+  // residual = embedding; each layer adds its mixer's output: residual += mixer(rmsnorm(residual)).
+  be.Embed(ids, rows, weights_.embedding, residual);
   for (int64_t l = 0; l < c.n_layer; ++l) {
     const LayerWeights& w = weights_.layers[size_t(l)];
     const LayerState& st = states_[size_t(l)];
-    if (step) {
-      be.AddRmsNorm(hidden, residual, /*first=*/l == 0, w.norm, c.norm_eps, normed);
-      be.MatMulConvStep(normed, w.in_proj, zxbcdt, di, slots, dims, st.conv, w.conv_w, w.conv_b, conv_out);
-    } else {
-      be.AddRmsNormMatMul(hidden, residual, /*first=*/l == 0, w.norm, c.norm_eps, normed, w.in_proj, zxbcdt);
-    }
+    if (step)
+      be.RmsNormMatMulConvStep(residual, w.norm, c.norm_eps, normed, w.in_proj, zxbcdt, di, slots, dims, st.conv,
+                               w.conv_w, w.conv_b, conv_out);
+    else
+      be.RmsNormMatMul(residual, w.norm, c.norm_eps, normed, w.in_proj, zxbcdt);
     ScanInputs in;
     in.x = conv_out.Cols(0, di);                 // [rows, n_heads * head_dim]
     in.B = conv_out.Cols(di, gn);                // [rows, n_groups * d_state]
@@ -267,18 +265,17 @@ void Mamba2Model::Forward(const int32_t* ids, const int32_t* slots, int64_t n_se
       be.ConvPrefill(xbc, n_seqs, seq_len, slots, dims, st.conv, w.conv_w, w.conv_b, conv_out);
       be.SsdPrefill(in, n_seqs, seq_len, slots, dims, chunk_size_, st.ssm, y);
     }
-    be.GatedRmsNormMatMul(y, z, w.gated_norm, di / c.n_groups, c.norm_eps, gated, w.out_proj, hidden);
+    be.GatedRmsNormMatMulAdd(y, z, w.gated_norm, di / c.n_groups, c.norm_eps, gated, w.out_proj, residual);
   }
   if (mode == LogitsMode::kNone) return;
   const int64_t V = c.vocab_rows;
   if (mode == LogitsMode::kAll) {
-    be.AddRmsNormMatMul(hidden, residual, /*first=*/false, weights_.norm_f, c.norm_eps, normed, weights_.lm_head,
-                        Mat{logits, rows, V, V});
+    be.RmsNormMatMul(residual, weights_.norm_f, c.norm_eps, normed, weights_.lm_head, Mat{logits, rows, V, V});
   } else {
-    be.AddRmsNorm(hidden, residual, /*first=*/false, weights_.norm_f, c.norm_eps, normed);
-    // The last row of each sequence: a strided view, no gather.
-    Mat last{normed_ + (seq_len - 1) * c.d_model, n_seqs, c.d_model, seq_len * c.d_model};
-    be.MatMul(last, weights_.lm_head, Mat{logits, n_seqs, V, V});
+    // The last row of each sequence: strided views, no gather.
+    Mat last_res{residual_ + (seq_len - 1) * c.d_model, n_seqs, c.d_model, seq_len * c.d_model};
+    Mat last{normed_, n_seqs, c.d_model, c.d_model};
+    be.RmsNormMatMul(last_res, weights_.norm_f, c.norm_eps, last, weights_.lm_head, Mat{logits, n_seqs, V, V});
   }
 }
 

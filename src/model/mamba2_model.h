@@ -127,7 +127,6 @@ class Mamba2Model {
   int64_t ws_rows_ = 0;
   int32_t* ids_ = nullptr;     // [rows]
   int32_t* slots_ = nullptr;   // [max_slots]
-  float* hidden_ = nullptr;    // [rows, d_model]   mixer output / embedding
   float* residual_ = nullptr;  // [rows, d_model]   fp32 residual stream
   float* normed_ = nullptr;    // [rows, d_model]
   // The mixer's intermediates, in the backend's IntermediateDType:

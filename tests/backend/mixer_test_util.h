@@ -4,6 +4,9 @@
 #pragma once
 
 #include <limits>
+#include <string>
+#include <tuple>
+#include <vector>
 
 #include "backend/backend_test_util.h"
 
@@ -194,6 +197,41 @@ inline ScanResult RunScan(Backend& b, const MixerData& d, bool prefill, int64_t 
   else
     b.SsmStep(dev.scan, dev.slots, d.dims, dev.ssm_state, dev.y);
   return {dev.mem.Download(dev.y, dev.y_host), dev.mem.Download(dev.ssm_state, d.ssm_state.size())};
+}
+
+// Decode's in_proj product on a random mixer: x [n_seqs, K] (16-byte aligned rows, so the CUDA
+// GEMV applies) times w [N, K] into the mixer's zxbcdt (N its width), whose conv columns feed the
+// conv step.
+struct StepProduct {
+  MixerData d;
+  HostMat x;
+  StoredTensor w;
+  int64_t K = 0;
+};
+inline StepProduct RandomStepProduct(const MixerShape& shape, int64_t n_seqs, int64_t K, float x_range,
+                                     uint64_t seed) {
+  StepProduct t;
+  t.d = MakeMixerData(shape, n_seqs, 1, seed);
+  t.K = K;
+  const int64_t N = t.d.zxbcdt.cols;
+  Rng rng(uint64_t(N + n_seqs));
+  t.x = MakeHostMat(n_seqs, K, 4, 4);
+  rng.Fill(t.x, -x_range, x_range);
+  t.w = Store(rng.UniformVec(size_t(N * K), -0.2f, 0.2f), DType::F32, Shape{N, K});
+  return t;
+}
+
+// What a decode step's in_proj product and conv step leave behind: in_proj's output, the conv
+// output and the conv states; and the check that two ways of running them agree bit for bit.
+using StepResult = std::tuple<std::vector<float>, std::vector<float>, std::vector<float>>;
+inline StepResult DownloadStep(MixerOnDevice& dev, const MixerData& d) {
+  return {dev.mem.Download(dev.zxbcdt, d.zxbcdt).buf, dev.mem.Download(dev.conv_out, d.conv_out).buf,
+          dev.mem.Download(dev.conv_state, d.conv_state.size())};
+}
+inline void ExpectSameStep(const StepResult& got, const StepResult& want, const std::string& what) {
+  EXPECT_EQ(std::get<0>(got), std::get<0>(want)) << what << ": in_proj output";
+  EXPECT_EQ(std::get<1>(got), std::get<1>(want)) << what << ": conv output";
+  EXPECT_EQ(std::get<2>(got), std::get<2>(want)) << what << ": conv state";
 }
 
 }  // namespace mamba2::testing

@@ -137,18 +137,18 @@ TEST_P(Bf16Intermediates, GatedNormReadsThemAsStored) {
       const Mat gated = mem.Upload(gated0), out = mem.Upload(out0);
       b->GatedRmsNorm(yd, zd, nw, group, 1e-5f, gated);
       const std::vector<float> g = mem.Download(gated, gated0).buf;
-      b->GatedRmsNormMatMul(yd, zd, nw, group, 1e-5f, gated, b->PrepareWeight(w.view, WeightKind::kMatrix), out);
+      b->GatedRmsNormMatMulAdd(yd, zd, nw, group, 1e-5f, gated, b->PrepareWeight(w.view, WeightKind::kMatrix), out);
       return std::make_pair(g, mem.Download(out, out0).buf);
     };
     const auto f32 = run(DType::F32), bf16 = run(DType::BF16);
     EXPECT_EQ(bf16.first, f32.first) << GetParam() << " rows " << rows << ": GatedRmsNorm";
-    EXPECT_EQ(bf16.second, f32.second) << GetParam() << " rows " << rows << ": GatedRmsNormMatMul";
+    EXPECT_EQ(bf16.second, f32.second) << GetParam() << " rows " << rows << ": GatedRmsNormMatMulAdd";
   }
 }
 
 // in_proj writing bf16: the decode GEMV (rows 3) rounds its fp32 sums, bit for bit; the GEMM
 // (rows 9, 20) too on the emulator, within one bf16 step on cuBLAS. Also through
-// AddRmsNormMatMul, the op the model's prefill calls.
+// RmsNormMatMul, the op the model's prefill calls.
 TEST_P(Bf16Intermediates, ProductsWriteTheirSumsRounded) {
   BF16_TARGET_OR_SKIP(b);
   const bool exact_gemm = GetParam() == "emu";
@@ -159,21 +159,21 @@ TEST_P(Bf16Intermediates, ProductsWriteTheirSumsRounded) {
       const NormThenProduct in = RandomNormThenProduct(rows, K, N, 4, 1.0f, uint64_t(rows * 2 + with_norm));
       auto run = [&](DType inter) {
         DeviceArena mem(*b);
-        const Mat xd = mem.Upload(in.a), res = mem.Upload(in.b);
+        const Mat xd = mem.Upload(in.a);
         const HostMat out0 = MakeHostMat(rows, N, 1, 3), normed0 = MakeHostMat(rows, K, 0, 0);
         const Mat out = mem.Upload(out0, inter), normed = mem.Upload(normed0);
         const TensorView wd = b->PrepareWeight(in.w.view, WeightKind::kMatrix);
         if (with_norm) {
           const TensorView nw = b->PrepareWeight(
               TensorView{const_cast<float*>(in.norm_w.data()), DType::F32, Shape{K}}, WeightKind::kVector);
-          b->AddRmsNormMatMul(xd, res, /*first=*/false, nw, 1e-5f, normed, wd, out);
+          b->RmsNormMatMul(xd, nw, 1e-5f, normed, wd, out);
         } else {
           b->MatMul(xd, wd, out);
         }
         return mem.Download(out, out0).buf;
       };
       const std::vector<float> want = RoundedBf16(run(DType::F32)), got = run(DType::BF16);
-      const std::string what = GetParam() + " rows " + std::to_string(rows) + (with_norm ? " AddRmsNormMatMul" : " MatMul");
+      const std::string what = GetParam() + " rows " + std::to_string(rows) + (with_norm ? " RmsNormMatMul" : " MatMul");
       if (rows <= 8 || exact_gemm) {
         EXPECT_EQ(got, want) << what;
         continue;
@@ -192,16 +192,12 @@ TEST_P(Bf16Intermediates, FusedConvStepReadsTheStoredProduct) {
   BF16_TARGET_OR_SKIP(b);
   const MixerShape shape{4, 16, 16, 1};
   for (int64_t n_seqs : {int64_t(1), int64_t(3)}) {
-    const MixerData d = MakeMixerData(shape, n_seqs, 1, 90 + uint64_t(n_seqs));
-    const int64_t K = 72, N = d.zxbcdt.cols;
-    Rng rng(uint64_t(N + n_seqs));
-    HostMat x = MakeHostMat(n_seqs, K, 4, 4);
-    rng.Fill(x, -1.0f, 1.0f);
-    StoredTensor w = Store(rng.UniformVec(size_t(N * K), -0.2f, 0.2f), DType::F32, Shape{N, K});
+    const StepProduct t = RandomStepProduct(shape, n_seqs, 72, 1.0f, 90 + uint64_t(n_seqs));
+    const MixerData& d = t.d;
     auto run = [&](bool fused) {
       MixerOnDevice dev(*b, d, DType::BF16);
-      const Mat xd = dev.mem.Upload(x);
-      const TensorView wd = b->PrepareWeight(w.view, WeightKind::kMatrix);
+      const Mat xd = dev.mem.Upload(t.x);
+      const TensorView wd = b->PrepareWeight(t.w.view, WeightKind::kMatrix);
       if (fused) {
         b->MatMulConvStep(xd, wd, dev.zxbcdt, d.xbc_col(), dev.slots, d.dims, dev.conv_state, dev.conv_w, dev.conv_b,
                           dev.conv_out);
@@ -209,14 +205,9 @@ TEST_P(Bf16Intermediates, FusedConvStepReadsTheStoredProduct) {
         b->MatMul(xd, wd, dev.zxbcdt);
         b->ConvStep(dev.xbc, dev.slots, d.dims, dev.conv_state, dev.conv_w, dev.conv_b, dev.conv_out);
       }
-      return std::make_tuple(dev.mem.Download(dev.zxbcdt, d.zxbcdt).buf, dev.mem.Download(dev.conv_out, d.conv_out).buf,
-                             dev.mem.Download(dev.conv_state, d.conv_state.size()));
+      return DownloadStep(dev, d);
     };
-    const auto fused = run(true), apart = run(false);
-    const std::string what = GetParam() + " rows " + std::to_string(n_seqs);
-    EXPECT_EQ(std::get<0>(fused), std::get<0>(apart)) << what << ": in_proj output";
-    EXPECT_EQ(std::get<1>(fused), std::get<1>(apart)) << what << ": conv output";
-    EXPECT_EQ(std::get<2>(fused), std::get<2>(apart)) << what << ": conv state";
+    ExpectSameStep(run(true), run(false), GetParam() + " rows " + std::to_string(n_seqs));
   }
 }
 

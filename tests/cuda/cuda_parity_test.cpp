@@ -135,33 +135,26 @@ TEST_P(CudaOps, EmbedEveryTableDtype) {
   }
 }
 
-TEST_P(CudaOps, AddRmsNormIncludingOutOverHidden) {
+TEST_P(CudaOps, RmsNormIncludingOutOverX) {
   TARGET_OR_SKIP(GetParam(), b);
   for (auto [rows, cols] : {std::pair<int64_t, int64_t>{1, 64}, {5, 768}, {33, 2560}})
-    for (bool first : {true, false})
-      for (bool aliased : {false, true}) {
-        Rng rng(uint64_t(rows * 7 + cols + first * 3 + aliased));
-        HostMat hidden = MakeHostMat(rows, cols, 0, 4);
-        rng.Fill(hidden, -2.0f, 2.0f);
-        HostMat residual = MakeHostMat(rows, cols, 1, 2);
-        rng.Fill(residual, -3.0f, 3.0f);
-        const HostMat out0 = MakeHostMat(rows, cols, 0, 4);
-        std::vector<float> w = rng.UniformVec(size_t(cols), 0.5f, 1.5f);
-        auto run = [&](Backend& be, bool alias) {
-          DeviceArena mem(be);
-          Mat h = mem.Upload(hidden), res = mem.Upload(residual);
-          Mat out = alias ? h : mem.Upload(out0);
-          be.AddRmsNorm(h, res, first, be.PrepareWeight(F32View(w, Shape{cols}), WeightKind::kVector), 1e-5f, out);
-          return std::make_pair(mem.Download(out, alias ? hidden : out0).Values(),
-                                mem.Download(res, residual).Values());
-        };
-        const auto want = run(Ref(), false);
-        const auto got = run(*b, aliased);
-        const std::string what = GetParam() + " AddRmsNorm " + std::to_string(rows) + "x" + std::to_string(cols) +
-                                 (first ? " first" : "") + (aliased ? " out=hidden" : "");
-        ExpectClose(got.first, want.first, kFp32Tol, what + " out");
-        ExpectClose(got.second, want.second, kFp32Tol, what + " residual");
-      }
+    for (bool aliased : {false, true}) {
+      Rng rng(uint64_t(rows * 7 + cols + aliased));
+      HostMat x = MakeHostMat(rows, cols, 0, 4);
+      rng.Fill(x, -3.0f, 3.0f);
+      const HostMat out0 = MakeHostMat(rows, cols, 0, 4);
+      std::vector<float> w = rng.UniformVec(size_t(cols), 0.5f, 1.5f);
+      auto run = [&](Backend& be, bool alias) {
+        DeviceArena mem(be);
+        Mat xd = mem.Upload(x);
+        Mat out = alias ? xd : mem.Upload(out0);
+        be.RmsNorm(xd, be.PrepareWeight(F32View(w, Shape{cols}), WeightKind::kVector), 1e-5f, out);
+        return mem.Download(out, alias ? x : out0).Values();
+      };
+      const std::string what = GetParam() + " RmsNorm " + std::to_string(rows) + "x" + std::to_string(cols) +
+                               (aliased ? " out=x" : "");
+      ExpectClose(run(*b, aliased), run(Ref(), false), kFp32Tol, what);
+    }
 }
 
 TEST_P(CudaOps, GatedRmsNormGroupsAndOutOverY) {
@@ -366,16 +359,12 @@ TEST(CudaMatMul, FusedConvStepEqualsTheTwoOps) {
       for (const MixerShape& shape : shapes)
         for (int64_t n_seqs : {int64_t(1), int64_t(3), kNumSlots}) {  // rows of distinct slots, as in a step
           if (!device && shape.d_state > 16 && n_seqs != 3) continue;  // the emulator takes one wide case
-          const MixerData d = MakeMixerData(shape, n_seqs, 1, 40 + uint64_t(n_seqs));
-          const int64_t K = 72, N = d.zxbcdt.cols;
-          Rng rng(uint64_t(N + n_seqs));
-          HostMat x = MakeHostMat(n_seqs, K, 4, 4);  // 16-byte aligned rows: the GEMV applies
-          rng.Fill(x, -1.0f, 1.0f);
-          StoredTensor w = Store(rng.UniformVec(size_t(N * K), -0.2f, 0.2f), DType::F32, Shape{N, K});
+          const StepProduct t = RandomStepProduct(shape, n_seqs, 72, 1.0f, 40 + uint64_t(n_seqs));
+          const MixerData& d = t.d;
           auto run = [&](bool fused) {
             MixerOnDevice dev(*b, d);
-            const Mat xd = dev.mem.Upload(x);
-            const TensorView wd = b->PrepareWeight(w.view, WeightKind::kMatrix);
+            const Mat xd = dev.mem.Upload(t.x);
+            const TensorView wd = b->PrepareWeight(t.w.view, WeightKind::kMatrix);
             if (fused) {
               b->MatMulConvStep(xd, wd, dev.zxbcdt, d.xbc_col(), dev.slots, d.dims, dev.conv_state, dev.conv_w,
                                 dev.conv_b, dev.conv_out);
@@ -383,58 +372,99 @@ TEST(CudaMatMul, FusedConvStepEqualsTheTwoOps) {
               b->MatMul(xd, wd, dev.zxbcdt);
               b->ConvStep(dev.xbc, dev.slots, d.dims, dev.conv_state, dev.conv_w, dev.conv_b, dev.conv_out);
             }
-            return std::make_tuple(dev.mem.Download(dev.zxbcdt, d.zxbcdt).buf, dev.mem.Download(dev.conv_out, d.conv_out).buf,
-                                   dev.mem.Download(dev.conv_state, d.conv_state.size()));
+            return DownloadStep(dev, d);
           };
           const std::string what = std::string(device ? "cuda " : "emu ") + DTypeName(half) + " " + shape.str() +
                                    " rows " + std::to_string(n_seqs);
-          const auto fused = run(true), apart = run(false);
-          EXPECT_EQ(std::get<0>(fused), std::get<0>(apart)) << what << ": in_proj output";
-          EXPECT_EQ(std::get<1>(fused), std::get<1>(apart)) << what << ": conv output";
-          EXPECT_EQ(std::get<2>(fused), std::get<2>(apart)) << what << ": conv state";
+          ExpectSameStep(run(true), run(false), what);
         }
     }
 }
 
-// In the 16-bit modes the norms ahead of a GEMM write its packed operand themselves: the product
-// (and the residual) must be the very bits of the norm op followed by MatMul. Rows 3 take the
-// GEMV (the two ops as they are), rows 9 and 20 the GEMM.
-TEST(CudaMatMul, NormsWritingThePackedOperandEqualTheTwoOps) {
+// A norm (gated: GatedRmsNorm of a and b, else RmsNorm of a) into `normed` and the product after
+// it (gated: added to out, as out_proj adds to the residual stream), as one backend op (fused) or
+// as the two ops. Returns the product and normed as the op left it.
+std::pair<std::vector<float>, std::vector<float>> NormThenProductOn(Backend& b, const NormThenProduct& in,
+                                                                    const HostMat& normed0, const HostMat& out0,
+                                                                    int64_t group, bool gated, bool fused) {
+  const int64_t K = in.a.cols;
+  DeviceArena mem(b);
+  const Mat ad = mem.Upload(in.a), cd = mem.Upload(in.b);
+  const Mat normed = mem.Upload(normed0), out = mem.Upload(out0);
+  const TensorView nw =
+      b.PrepareWeight(TensorView{const_cast<float*>(in.norm_w.data()), DType::F32, Shape{K}}, WeightKind::kVector);
+  const TensorView wd = b.PrepareWeight(in.w.view, WeightKind::kMatrix);
+  if (gated && fused) b.GatedRmsNormMatMulAdd(ad, cd, nw, group, 1e-5f, normed, wd, out);
+  if (gated && !fused) {
+    b.GatedRmsNorm(ad, cd, nw, group, 1e-5f, normed);
+    b.MatMul(normed, wd, out, /*accumulate=*/true);
+  }
+  if (!gated && fused) b.RmsNormMatMul(ad, nw, 1e-5f, normed, wd, out);
+  if (!gated && !fused) {
+    b.RmsNorm(ad, nw, 1e-5f, normed);
+    b.MatMul(normed, wd, out);
+  }
+  return {mem.Download(out, out0).buf, mem.Download(normed, normed0).buf};
+}
+
+// The fused norm-and-product ops must give the very bits of the norm op followed by MatMul.
+// Where the product is the decode GEMV (normed's rows on 16-byte boundaries, rows <= 8) the norm
+// runs inside the GEMV's blocks (gemv.cuh, GemvNormRows, with the norm kernels' code), and normed
+// stays as it was: the proof that the fused path ran (the op leaves it unspecified). The emulated
+// backend runs 3 blocks, so each walks several column groups. Elsewhere (normed's rows off those
+// boundaries, or more rows) the norm writes the 16-bit GEMM's packed operand itself.
+TEST(CudaMatMul, FusedNormsEqualTheTwoOps) {
   const int64_t K = 64, N = 40, group = 16;
   for (const bool device : {false, true})
     for (DType half : {DType::BF16, DType::F16}) {
       Backend* b = device ? Cuda(half == DType::BF16 ? Mode::kBf16 : Mode::kFp16) : Emu(half);
       if (!b) continue;
-      for (int64_t rows : {3, 9, 20})
-        for (bool gated : {false, true}) {
-          const NormThenProduct in = RandomNormThenProduct(rows, K, N, 2, 2.0f, uint64_t(rows * 10 + gated));
-          const HostMat& c = in.b;
-          auto run = [&](bool fused) {
-            DeviceArena mem(*b);
-            const Mat ad = mem.Upload(in.a), cd = mem.Upload(c);
-            const HostMat norm_out0 = MakeHostMat(rows, K, 1, 1), out0 = MakeHostMat(rows, N, 0, 2);
-            const Mat norm_out = mem.Upload(norm_out0), out = mem.Upload(out0);
-            const TensorView nw = b->PrepareWeight(
-                TensorView{const_cast<float*>(in.norm_w.data()), DType::F32, Shape{K}}, WeightKind::kVector);
-            const TensorView wd = b->PrepareWeight(in.w.view, WeightKind::kMatrix);
-            if (gated && fused) b->GatedRmsNormMatMul(ad, cd, nw, group, 1e-5f, norm_out, wd, out);
-            if (gated && !fused) {
-              b->GatedRmsNorm(ad, cd, nw, group, 1e-5f, norm_out);
-              b->MatMul(norm_out, wd, out);
-            }
-            if (!gated && fused) b->AddRmsNormMatMul(ad, cd, /*first=*/false, nw, 1e-5f, norm_out, wd, out);
-            if (!gated && !fused) {
-              b->AddRmsNorm(ad, cd, /*first=*/false, nw, 1e-5f, norm_out);
-              b->MatMul(norm_out, wd, out);
-            }
-            return std::make_pair(mem.Download(out, out0).buf, mem.Download(cd, c).buf);
-          };
-          const std::string what = std::string(device ? "cuda " : "emu ") + DTypeName(half) + " rows " +
-                                   std::to_string(rows) + (gated ? " gated" : " add");
-          const auto fused = run(true), apart = run(false);
-          EXPECT_EQ(fused.first, apart.first) << what << ": product";
-          EXPECT_EQ(fused.second, apart.second) << what << ": residual";
-        }
+      for (const bool in_gemv : {true, false})
+        for (int64_t rows : in_gemv ? std::vector<int64_t>{1, 3, 8} : std::vector<int64_t>{3, 9, 20})
+          for (bool gated : {false, true}) {
+            const NormThenProduct in = RandomNormThenProduct(rows, K, N, 4, 2.0f, uint64_t(rows * 10 + gated + 7));
+            const HostMat normed0 = in_gemv ? MakeHostMat(rows, K, 4, 4) : MakeHostMat(rows, K, 1, 1);
+            HostMat out0 = MakeHostMat(rows, N, 0, 2);
+            Rng rng{uint64_t(rows)};
+            rng.Fill(out0, -1.0f, 1.0f);  // the residual the gated product adds to
+            const std::string what = std::string(device ? "cuda " : "emu ") + DTypeName(half) + " rows " +
+                                     std::to_string(rows) + (gated ? " gated" : " rms") +
+                                     (in_gemv ? " in the GEMV" : " packed");
+            const auto fused = NormThenProductOn(*b, in, normed0, out0, group, gated, true);
+            const auto apart = NormThenProductOn(*b, in, normed0, out0, group, gated, false);
+            EXPECT_EQ(fused.first, apart.first) << what << ": product";
+            if (in_gemv) EXPECT_EQ(fused.second, normed0.buf) << what << ": normed was written: the norm ran apart";
+          }
+      // The whole front of a decode layer: norm, in_proj and the conv step in one kernel.
+      const MixerShape shape{4, 16, 16, 1};
+      for (int64_t n_seqs : {int64_t(1), int64_t(3)}) {
+        const StepProduct t = RandomStepProduct(shape, n_seqs, 72, 2.0f, 60 + uint64_t(n_seqs));
+        const MixerData& d = t.d;
+        const HostMat normed0 = MakeHostMat(n_seqs, t.K, 4, 4);
+        Rng rng{uint64_t(n_seqs)};
+        const std::vector<float> norm_w = rng.UniformVec(size_t(t.K), 0.5f, 1.5f);
+        auto run = [&](bool fused) {
+          MixerOnDevice dev(*b, d);
+          const Mat xd = dev.mem.Upload(t.x), normed = dev.mem.Upload(normed0);
+          const TensorView nw = b->PrepareWeight(
+              TensorView{const_cast<float*>(norm_w.data()), DType::F32, Shape{t.K}}, WeightKind::kVector);
+          const TensorView wd = b->PrepareWeight(t.w.view, WeightKind::kMatrix);
+          if (fused) {
+            b->RmsNormMatMulConvStep(xd, nw, 1e-5f, normed, wd, dev.zxbcdt, d.xbc_col(), dev.slots, d.dims,
+                                     dev.conv_state, dev.conv_w, dev.conv_b, dev.conv_out);
+          } else {
+            b->RmsNorm(xd, nw, 1e-5f, normed);
+            b->MatMulConvStep(normed, wd, dev.zxbcdt, d.xbc_col(), dev.slots, d.dims, dev.conv_state, dev.conv_w,
+                              dev.conv_b, dev.conv_out);
+          }
+          return std::make_pair(DownloadStep(dev, d), dev.mem.Download(normed, normed0).buf);
+        };
+        const std::string what = std::string(device ? "cuda " : "emu ") + DTypeName(half) + " conv step rows " +
+                                 std::to_string(n_seqs);
+        const auto fused = run(true), apart = run(false);
+        ExpectSameStep(fused.first, apart.first, what);
+        EXPECT_EQ(fused.second, normed0.buf) << what << ": normed was written, so the norm ran apart";
+      }
     }
 }
 

@@ -81,23 +81,24 @@ class EmuBackend final : public HostBackend {
     emu::LaunchEmbed(ids, n, table.data, KernelDType(table.dtype), table.shape[1], out.f32(), out.ld, nullptr);
   }
 
-  void AddRmsNorm(Mat hidden, Mat residual, bool first, const TensorView& weight, float eps, Mat out) override {
-    emu::LaunchAddRmsNorm(hidden.f32(), hidden.ld, residual.f32(), residual.ld, first, weight.as<float>(), eps,
-                          out.f32(), out.ld, hidden.rows, hidden.cols, nullptr);
+  void RmsNorm(Mat x, const TensorView& weight, float eps, Mat out) override {
+    emu::LaunchRmsNorm(x.f32(), x.ld, weight.as<float>(), eps, out.f32(), out.ld, x.rows, x.cols, nullptr);
   }
 
-  void MatMul(Mat x, const TensorView& w, Mat out) override {
+  using Backend::MatMul;
+  void MatMul(Mat x, const TensorView& w, Mat out, bool accumulate) override {
     const int64_t N = w.shape[0], K = w.shape[1];
     CHECK(x.cols == K && out.cols == N && out.rows == x.rows);
     if (half_ != DType::F32 && w.dtype == half_) {
       const auto* wh = w.as<uint16_t>();
       if (cuda_args::UsesGemv(true, x, w)) {  // as the CUDA backend
-        emu::LaunchGemv(x.f32(), x.rows, x.ld, wh, KernelDType(half_), N, K, cuda_args::Act(out), nullptr, nullptr);
+        emu::LaunchGemv(x.f32(), x.rows, x.ld, wh, KernelDType(half_), N, K, cuda_args::Act(out), accumulate, nullptr,
+                        nullptr, nullptr);
         return;
       }
       std::vector<uint16_t> xh(size_t(x.rows * K));
       emu::LaunchPackHalf(x.f32(), x.rows, K, x.ld, KernelDType(half_), xh.data(), nullptr);
-      HalfGemm(xh, w, out);
+      HalfGemm(xh, w, out, accumulate);
       return;
     }
     for (int64_t r = 0; r < x.rows; ++r)
@@ -105,32 +106,42 @@ class EmuBackend final : public HostBackend {
         double acc = 0.0;
         for (int64_t k = 0; k < K; ++k)
           acc += double(x.row(r)[k]) * double(LoadAsF32(w.data, w.dtype, size_t(n * K + k)));
-        out.row(r)[n] = float(acc);
+        out.row(r)[n] = accumulate ? out.row(r)[n] + float(acc) : float(acc);
       }
   }
 
-  // As the CUDA backend: where a 16-bit GEMM follows, the norm writes its packed operand.
-  void AddRmsNormMatMul(Mat hidden, Mat residual, bool first, const TensorView& norm_weight, float eps, Mat normed,
-                        const TensorView& w, Mat out) override {
-    if (!PacksForHalfGemm(normed, w)) {
-      Backend::AddRmsNormMatMul(hidden, residual, first, norm_weight, eps, normed, w, out);
+  // As the CUDA backend: where the product is the GEMV, the norm runs in its blocks; where a
+  // 16-bit GEMM follows, the norm writes its packed operand.
+  void RmsNormMatMul(Mat x, const TensorView& norm_weight, float eps, Mat normed, const TensorView& w,
+                     Mat out) override {
+    if (FusesNorm(normed, w)) {
+      GemvWithNorm(cuda_args::RmsGemvNorm(x, norm_weight, eps, kNormBlocks), normed, w, out, false, nullptr);
       return;
     }
-    std::vector<uint16_t> xh(size_t(hidden.rows * hidden.cols));
-    emu::LaunchAddRmsNormHalf(hidden.f32(), hidden.ld, residual.f32(), residual.ld, first, norm_weight.as<float>(),
-                              eps, xh.data(), KernelDType(half_), hidden.rows, hidden.cols, nullptr);
-    HalfGemm(xh, w, out);
+    if (!PacksForHalfGemm(normed, w)) {
+      Backend::RmsNormMatMul(x, norm_weight, eps, normed, w, out);
+      return;
+    }
+    std::vector<uint16_t> xh(size_t(x.rows * x.cols));
+    emu::LaunchRmsNormHalf(x.f32(), x.ld, norm_weight.as<float>(), eps, xh.data(), KernelDType(half_), x.rows,
+                           x.cols, nullptr);
+    HalfGemm(xh, w, out, /*accumulate=*/false);
   }
-  void GatedRmsNormMatMul(Mat y, Mat z, const TensorView& norm_weight, int64_t group_size, float eps, Mat gated,
-                          const TensorView& w, Mat out) override {
+  void GatedRmsNormMatMulAdd(Mat y, Mat z, const TensorView& norm_weight, int64_t group_size, float eps, Mat gated,
+                             const TensorView& w, Mat out) override {
+    if (FusesNorm(gated, w)) {
+      GemvWithNorm(cuda_args::GatedGemvNorm(y, z, norm_weight, group_size, eps, kNormBlocks), gated, w, out, true,
+                   nullptr);
+      return;
+    }
     if (!PacksForHalfGemm(gated, w)) {
-      Backend::GatedRmsNormMatMul(y, z, norm_weight, group_size, eps, gated, w, out);
+      Backend::GatedRmsNormMatMulAdd(y, z, norm_weight, group_size, eps, gated, w, out);
       return;
     }
     std::vector<uint16_t> xh(size_t(y.rows * y.cols));
     emu::LaunchGatedRmsNormHalf(cuda_args::Act(y), cuda_args::Act(z), norm_weight.as<float>(), group_size, eps,
                                 xh.data(), KernelDType(half_), y.rows, y.cols, nullptr);
-    HalfGemm(xh, w, out);
+    HalfGemm(xh, w, out, /*accumulate=*/true);
   }
 
   // As the CUDA backend: the conv in the GEMV's epilogue where the product is the GEMV.
@@ -142,12 +153,23 @@ class EmuBackend final : public HostBackend {
       Backend::MatMulConvStep(x, w, out, conv_begin, slots, dims, conv_state, conv_weight, conv_bias, conv_out);
       return;
     }
-    cuda_args::GemvConv conv;
-    conv.conv = ConvArgs(out.Cols(conv_begin, dims.conv_dim()), x.rows, 1, slots, dims, conv_state, conv_weight,
-                         conv_bias, conv_out);
-    conv.begin = conv_begin;
-    emu::LaunchGemv(x.f32(), x.rows, x.ld, wh, KernelDType(half_), w.shape[0], w.shape[1], cuda_args::Act(out), &conv,
-                    nullptr);
+    const cuda_args::GemvConv conv =
+        StepConv(out, conv_begin, x.rows, slots, dims, conv_state, conv_weight, conv_bias, conv_out);
+    emu::LaunchGemv(x.f32(), x.rows, x.ld, wh, KernelDType(half_), w.shape[0], w.shape[1], cuda_args::Act(out),
+                    /*accumulate=*/false, &conv, nullptr, nullptr);
+  }
+  void RmsNormMatMulConvStep(Mat x, const TensorView& norm_weight, float eps, Mat normed, const TensorView& w,
+                             Mat out, int64_t conv_begin, const int32_t* slots, const MixerDims& dims,
+                             float* conv_state, const TensorView& conv_weight, const TensorView& conv_bias,
+                             Mat conv_out) override {
+    if (!FusesNorm(normed, w)) {
+      Backend::RmsNormMatMulConvStep(x, norm_weight, eps, normed, w, out, conv_begin, slots, dims, conv_state,
+                                     conv_weight, conv_bias, conv_out);
+      return;
+    }
+    const cuda_args::GemvConv conv =
+        StepConv(out, conv_begin, x.rows, slots, dims, conv_state, conv_weight, conv_bias, conv_out);
+    GemvWithNorm(cuda_args::RmsGemvNorm(x, norm_weight, eps, kNormBlocks), normed, w, out, false, &conv);
   }
 
   void ConvPrefill(Mat xbc, int64_t n_seqs, int64_t seq_len, const int32_t* slots, const MixerDims& dims,
@@ -213,9 +235,25 @@ class EmuBackend final : public HostBackend {
 
  private:
   static bool PacksForHalfGemm(const Mat& x, const TensorView& w) { return cuda_args::PacksForHalfGemm(true, x, w); }
+  static bool FusesNorm(const Mat& normed, const TensorView& w) { return cuda_args::FusesNorm(true, true, normed, w); }
+  // Few blocks, so that each walks several column groups as on a device with many columns.
+  static constexpr int64_t kNormBlocks = 3;
+  void GemvWithNorm(const cuda_args::GemvNorm& nm, const Mat& normed, const TensorView& w, Mat out, bool accumulate,
+                    const cuda_args::GemvConv* conv) const {
+    emu::LaunchGemv(normed.f32(), normed.rows, normed.ld, w.as<uint16_t>(), KernelDType(half_), w.shape[0],
+                    w.shape[1], cuda_args::Act(out), accumulate, conv, &nm, nullptr);
+  }
+  static cuda_args::GemvConv StepConv(Mat out, int64_t conv_begin, int64_t rows, const int32_t* slots,
+                                      const MixerDims& dims, float* conv_state, const TensorView& weight,
+                                      const TensorView& bias, Mat conv_out) {
+    cuda_args::GemvConv conv;
+    conv.conv = ConvArgs(out.Cols(conv_begin, dims.conv_dim()), rows, 1, slots, dims, conv_state, weight, bias, conv_out);
+    conv.begin = conv_begin;
+    return conv;
+  }
   // As cuBLAS: 16-bit operands (xh dense [rows, K]), exact products, fp32 sums; a bf16 out
-  // gets the sums rounded once.
-  void HalfGemm(const std::vector<uint16_t>& xh, const TensorView& w, Mat out) const {
+  // gets the sums rounded once; with accumulate (fp32 out) the sums are added to out.
+  void HalfGemm(const std::vector<uint16_t>& xh, const TensorView& w, Mat out, bool accumulate) const {
     const int64_t N = w.shape[0], K = w.shape[1];
     const auto* wh = w.as<uint16_t>();
     const cuda_args::ActView o = cuda_args::Act(out);
@@ -224,7 +262,7 @@ class EmuBackend final : public HostBackend {
         float acc = 0.0f;
         for (int64_t k = 0; k < K; ++k)
           acc += LoadAsF32(xh.data(), half_, size_t(r * K + k)) * LoadAsF32(wh, half_, size_t(n * K + k));
-        emu::Put(o, r, n, acc);
+        emu::Put(o, r, n, accumulate ? emu::Get(o, r, n) + acc : acc);
       }
   }
 
@@ -284,7 +322,7 @@ TEST(CudaEmulator, GemvKernelAgainstRoundedOperands) {
           for (uint16_t& v : w) v = half == cuda_args::kBF16 ? F32ToBF16(uni(gen)) : F32ToF16(uni(gen));
           std::vector<float> out(size_t((rows + 1) * out_ld), -7.0f);
           const cuda_args::ActView out_view{out.data(), out_ld, cuda_args::kF32};
-          emu::LaunchGemv(x.data(), rows, x_ld, w.data(), half, N, K, out_view, nullptr, nullptr);
+          emu::LaunchGemv(x.data(), rows, x_ld, w.data(), half, N, K, out_view, /*accumulate=*/false, nullptr, nullptr, nullptr);
           double err2 = 0.0, ref2 = 0.0;
           for (int64_t r = 0; r <= rows; ++r)
             for (int64_t n = 0; n < out_ld; ++n) {

@@ -55,19 +55,20 @@ class CpuBackend final : public HostBackend {
         std::max<int64_t>(1, 8192 / std::max<int64_t>(1, d)));
   }
 
-  void AddRmsNorm(Mat hidden, Mat residual, bool first, const TensorView& weight, float eps, Mat out) override {
-    CHECK(weight.dtype == DType::F32 && weight.numel() == hidden.cols);
-    cpu::AddRmsNorm(pool_, hidden, residual, first, weight.as<float>(), eps, out);
+  void RmsNorm(Mat x, const TensorView& weight, float eps, Mat out) override {
+    CHECK(weight.dtype == DType::F32 && weight.numel() == x.cols);
+    cpu::RmsNorm(pool_, x, weight.as<float>(), eps, out);
   }
 
-  void MatMul(Mat x, const TensorView& w, Mat out) override {
+  using Backend::MatMul;
+  void MatMul(Mat x, const TensorView& w, Mat out, bool accumulate) override {
     CHECK(w.shape.ndim == 2);
     const bool bf16 = matmul_ == CpuMatMul::kBf16;
     if (x.rows > cpu::kGemvMaxRows) {
       std::lock_guard<std::mutex> lock(xb_mu_);
-      cpu::MatMul(pool_, x, w, out, bf16, xb_scratch_);
+      cpu::MatMul(pool_, x, w, out, accumulate, bf16, xb_scratch_);
     } else {
-      cpu::MatMul(pool_, x, w, out, bf16, xb_scratch_);  // GEMV: touches no scratch
+      cpu::MatMul(pool_, x, w, out, accumulate, bf16, xb_scratch_);  // GEMV: touches no scratch
     }
   }
 

@@ -53,9 +53,9 @@ class Bf16Cache {
   }
   dnnl_engine_t engine() const { return engine_; }
 
-  const Bf16Primitive& Find(int64_t rows, int64_t cols, int64_t k, int64_t ldo) {
+  const Bf16Primitive& Find(int64_t rows, int64_t cols, int64_t k, int64_t ldo, bool accumulate) {
     std::lock_guard<std::mutex> lock(mu_);
-    const auto key = std::make_tuple(rows, cols, k, ldo);
+    const auto key = std::make_tuple(rows, cols, k, ldo, accumulate);
     auto it = cache_.find(key);
     if (it != cache_.end()) return it->second;
     Bf16Primitive p;
@@ -68,6 +68,12 @@ class Bf16Cache {
     dnnl_primitive_attr_t attr = nullptr;
     DNNL_CHECK(dnnl_primitive_attr_create(&attr));
     DNNL_CHECK(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user));
+    dnnl_post_ops_t post_ops = nullptr;
+    if (accumulate) {
+      DNNL_CHECK(dnnl_post_ops_create(&post_ops));
+      DNNL_CHECK(dnnl_post_ops_append_sum(post_ops, 1.0f));
+      DNNL_CHECK(dnnl_primitive_attr_set_post_ops(attr, post_ops));
+    }
     dnnl_matmul_desc_t md;
     DNNL_CHECK(dnnl_matmul_desc_init(&md, &p.src, &p.wei, nullptr, &p.dst));
     dnnl_primitive_desc_t pd = nullptr;
@@ -77,6 +83,7 @@ class Bf16Cache {
     DNNL_CHECK(dnnl_primitive_create(&p.prim, pd));
     dnnl_primitive_desc_destroy(pd);
     dnnl_primitive_attr_destroy(attr);
+    if (post_ops) dnnl_post_ops_destroy(post_ops);
     return cache_.emplace(key, p).first->second;
   }
 
@@ -84,7 +91,7 @@ class Bf16Cache {
   Bf16Cache() { DNNL_CHECK(dnnl_engine_create(&engine_, dnnl_cpu, 0)); }
   dnnl_engine_t engine_ = nullptr;
   std::mutex mu_;
-  std::map<std::tuple<int64_t, int64_t, int64_t, int64_t>, Bf16Primitive> cache_;
+  std::map<std::tuple<int64_t, int64_t, int64_t, int64_t, bool>, Bf16Primitive> cache_;
 };
 
 struct ThreadStream {
@@ -115,10 +122,10 @@ bool HaveBf16Gemm() {
   return ok;
 }
 
-void SgemmTile(const float* x, int64_t ldx, const float* w, int64_t k, float* out, int64_t ldo, int64_t rows,
-               int64_t cols) {
+void SgemmTile(const float* x, int64_t ldx, const float* w, int64_t k, float beta, float* out, int64_t ldo,
+               int64_t rows, int64_t cols) {
   SingleOmpThread();
-  const dnnl_status_t st = dnnl_sgemm('N', 'T', rows, cols, k, 1.0f, x, ldx, w, k, 0.0f, out, ldo);
+  const dnnl_status_t st = dnnl_sgemm('N', 'T', rows, cols, k, 1.0f, x, ldx, w, k, beta, out, ldo);
   CHECK_MSG(st == dnnl_success, "dnnl_sgemm failed");
 }
 
@@ -129,11 +136,11 @@ void Sgemm(char trans_a, char trans_b, int64_t m, int64_t n, int64_t k, float al
   CHECK_MSG(st == dnnl_success, "dnnl_sgemm failed");
 }
 
-void Bf16GemmTile(const uint16_t* x, const uint16_t* w, int64_t k, float* out, int64_t ldo, int64_t rows,
-                  int64_t cols) {
+void Bf16GemmTile(const uint16_t* x, const uint16_t* w, int64_t k, bool accumulate, float* out, int64_t ldo,
+                  int64_t rows, int64_t cols) {
   SingleOmpThread();
   Bf16Cache& cache = Bf16Cache::Get();
-  const Bf16Primitive& p = cache.Find(rows, cols, k, ldo);
+  const Bf16Primitive& p = cache.Find(rows, cols, k, ldo, accumulate);
   thread_local ThreadStream ts;
   if (!ts.stream) DNNL_CHECK(dnnl_stream_create(&ts.stream, cache.engine(), dnnl_stream_default_flags));
   if (ts.scratch.size() < p.scratch_bytes) ts.scratch.resize(p.scratch_bytes);
@@ -153,10 +160,11 @@ void Bf16GemmTile(const uint16_t* x, const uint16_t* w, int64_t k, float* out, i
 
 bool HaveBf16Gemm() { return false; }
 
-void SgemmTile(const float* x, int64_t ldx, const float* w, int64_t k, float* out, int64_t ldo, int64_t rows,
-               int64_t cols) {
+void SgemmTile(const float* x, int64_t ldx, const float* w, int64_t k, float beta, float* out, int64_t ldo,
+               int64_t rows, int64_t cols) {
   for (int64_t r = 0; r < rows; ++r)
-    for (int64_t j = 0; j < cols; ++j) out[r * ldo + j] = Dot(x + r * ldx, w + j * k, k);
+    for (int64_t j = 0; j < cols; ++j)
+      out[r * ldo + j] = Dot(x + r * ldx, w + j * k, k) + (beta == 0.0f ? 0.0f : out[r * ldo + j]);
 }
 
 void Sgemm(char trans_a, char trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
@@ -173,7 +181,7 @@ void Sgemm(char trans_a, char trans_b, int64_t m, int64_t n, int64_t k, float al
     }
 }
 
-void Bf16GemmTile(const uint16_t*, const uint16_t*, int64_t, float*, int64_t, int64_t, int64_t) {
+void Bf16GemmTile(const uint16_t*, const uint16_t*, int64_t, bool, float*, int64_t, int64_t, int64_t) {
   CHECK_MSG(false, "Bf16GemmTile needs oneDNN (see HaveBf16Gemm)");
 }
 

@@ -12,10 +12,10 @@ namespace mamba2::cpu {
 // CPU (AVX512-BF16 or AMX; oneDNN 2.x has none for AVX2-only CPUs).
 bool HaveBf16Gemm();
 
-// out[r][j] = sum_k x[r][k] * w[j][k] for r < rows, j < cols; x [rows, k] (ld ldx), w [cols, k]
-// (ld k), out (ld ldo). fp32 throughout.
-void SgemmTile(const float* x, int64_t ldx, const float* w, int64_t k, float* out, int64_t ldo, int64_t rows,
-               int64_t cols);
+// out[r][j] = sum_k x[r][k] * w[j][k] + beta * out[r][j] for r < rows, j < cols; x [rows, k]
+// (ld ldx), w [cols, k] (ld k), out (ld ldo). fp32 throughout; beta 0 or 1.
+void SgemmTile(const float* x, int64_t ldx, const float* w, int64_t k, float beta, float* out, int64_t ldo,
+               int64_t rows, int64_t cols);
 
 // BLAS sgemm, row-major: C = alpha * op(A) op(B) + beta * C with op = transpose for 'T'.
 // op(A) is [m, k], op(B) is [k, n], C is [m, n]; lda/ldb/ldc are row strides.
@@ -23,9 +23,9 @@ void Sgemm(char trans_a, char trans_b, int64_t m, int64_t n, int64_t k, float al
            const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
 
 // The same product with bf16 x (contiguous [rows, k]) and bf16 w, fp32 accumulation and
-// output. The primitive for each (rows, cols, k, ldo) is built once and cached. Only where
-// HaveBf16Gemm().
-void Bf16GemmTile(const uint16_t* x, const uint16_t* w, int64_t k, float* out, int64_t ldo, int64_t rows,
-                  int64_t cols);
+// output; with `accumulate` added to out (a sum post-op). The primitive for each (rows, cols, k,
+// ldo, accumulate) is built once and cached. Only where HaveBf16Gemm().
+void Bf16GemmTile(const uint16_t* x, const uint16_t* w, int64_t k, bool accumulate, float* out, int64_t ldo,
+                  int64_t rows, int64_t cols);
 
 }  // namespace mamba2::cpu

@@ -11,11 +11,12 @@
 
 namespace mamba2::cpu {
 
-// out = x @ w^T; w [n, k] row-major in f32, f16 or bf16. Few rows: a threaded GEMV that streams
+// out = x @ w^T (accumulate: out += x @ w^T); w [n, k] row-major in f32, f16 or bf16. Few rows: a threaded GEMV that streams
 // w once in its stored dtype, fp32 arithmetic. Many rows: one library GEMM tile per thread,
 // fp32 sgemm, or (bf16_gemm, w bf16) x rounded to bf16 into xb_scratch and a bf16 GEMM with
 // fp32 accumulation.
-void MatMul(ThreadPool& pool, Mat x, const TensorView& w, Mat out, bool bf16_gemm, std::vector<uint16_t>& xb_scratch);
+void MatMul(ThreadPool& pool, Mat x, const TensorView& w, Mat out, bool accumulate, bool bf16_gemm,
+            std::vector<uint16_t>& xb_scratch);
 
 // Rows up to this count take the GEMV path, whose row results do not depend on the row count
 // (a decode step of up to 8 sequences gives each the bits it gets alone). More rows go to the
@@ -37,7 +38,7 @@ void SsdChunked(ThreadPool& pool, const ScanInputs& in, int64_t n_seqs, int64_t 
 void SsmStep(ThreadPool& pool, const ScanInputs& in, const int32_t* slots, const MixerDims& dims,
              float* ssm_state, Mat y);
 
-void AddRmsNorm(ThreadPool& pool, Mat hidden, Mat residual, bool first, const float* w, float eps, Mat out);
+void RmsNorm(ThreadPool& pool, Mat x, const float* w, float eps, Mat out);
 void GatedRmsNorm(ThreadPool& pool, Mat y, Mat z, const float* w, int64_t group_size, float eps, Mat out);
 
 // dt of spec 2.2.6: softplus(raw + bias) (linear above 20), clamped to [dt_min, dt_max].

@@ -34,7 +34,8 @@ struct F16W {
 // row's result does not depend on how many other rows share the step: a batched decode step
 // gives every sequence the bits it would get alone.
 template <typename W, int R>
-inline void GemvGroup(const float* const* xr, const typename W::E* wr, int64_t k, int64_t j, float* const* outr) {
+inline void GemvGroup(const float* const* xr, const typename W::E* wr, int64_t k, int64_t j, bool accumulate,
+                      float* const* outr) {
   constexpr int U = 4;
   constexpr int64_t kStep = int64_t(U) * kLanes;
   Vf acc[U][R];
@@ -56,7 +57,10 @@ inline void GemvGroup(const float* const* xr, const typename W::E* wr, int64_t k
     const Vf wv = W::LoadN(wr + i, t);
     for (int r = 0; r < R; ++r) acc[0][r] = Fma(LoadN(xr[r] + i, t), wv, acc[0][r]);
   }
-  for (int r = 0; r < R; ++r) outr[r][j] = ReduceAdd((acc[0][r] + acc[1][r]) + (acc[2][r] + acc[3][r]));
+  for (int r = 0; r < R; ++r) {
+    const float v = ReduceAdd((acc[0][r] + acc[1][r]) + (acc[2][r] + acc[3][r]));
+    outr[r][j] = accumulate ? outr[r][j] + v : v;
+  }
 }
 
 // Rows [0, rows) for weight rows [n0, n1), one weight row after another: the weights are read
@@ -65,32 +69,32 @@ inline void GemvGroup(const float* const* xr, const typename W::E* wr, int64_t k
 // rows after the first read the weight row again from L1.
 template <typename W>
 void GemvRangeW(const float* const* xr, int rows, const typename W::E* w, int64_t k, int64_t n0, int64_t n1,
-                float* const* outr) {
+                bool accumulate, float* const* outr) {
   CHECK_MSG(rows >= 1 && rows <= kGemvMaxRows, "GemvRange: rows must be 1..kGemvMaxRows");
   for (int64_t j = n0; j < n1; ++j) {
     const typename W::E* wr = w + j * k;
     int r = 0;
-    for (; r + 4 <= rows; r += 4) GemvGroup<W, 4>(xr + r, wr, k, j, outr + r);
+    for (; r + 4 <= rows; r += 4) GemvGroup<W, 4>(xr + r, wr, k, j, accumulate, outr + r);
     switch (rows - r) {
-      case 1: GemvGroup<W, 1>(xr + r, wr, k, j, outr + r); break;
-      case 2: GemvGroup<W, 2>(xr + r, wr, k, j, outr + r); break;
-      case 3: GemvGroup<W, 3>(xr + r, wr, k, j, outr + r); break;
+      case 1: GemvGroup<W, 1>(xr + r, wr, k, j, accumulate, outr + r); break;
+      case 2: GemvGroup<W, 2>(xr + r, wr, k, j, accumulate, outr + r); break;
+      case 3: GemvGroup<W, 3>(xr + r, wr, k, j, accumulate, outr + r); break;
       default: break;
     }
   }
 }
 
 void GemvRange(const float* const* xr, int rows, const TensorView& w, int64_t k, int64_t n0, int64_t n1,
-               float* const* outr) {
+               bool accumulate, float* const* outr) {
   switch (w.dtype) {
-    case DType::F32: return GemvRangeW<F32W>(xr, rows, w.as<const float>(), k, n0, n1, outr);
-    case DType::BF16: return GemvRangeW<Bf16W>(xr, rows, w.as<const uint16_t>(), k, n0, n1, outr);
-    case DType::F16: return GemvRangeW<F16W>(xr, rows, w.as<const uint16_t>(), k, n0, n1, outr);
+    case DType::F32: return GemvRangeW<F32W>(xr, rows, w.as<const float>(), k, n0, n1, accumulate, outr);
+    case DType::BF16: return GemvRangeW<Bf16W>(xr, rows, w.as<const uint16_t>(), k, n0, n1, accumulate, outr);
+    case DType::F16: return GemvRangeW<F16W>(xr, rows, w.as<const uint16_t>(), k, n0, n1, accumulate, outr);
     default: CHECK_MSG(false, std::string("cpu MatMul: weight dtype ") + DTypeName(w.dtype));
   }
 }
 
-void Gemv(ThreadPool& pool, Mat x, const TensorView& w, Mat out) {
+void Gemv(ThreadPool& pool, Mat x, const TensorView& w, Mat out, bool accumulate) {
   const int64_t n = w.shape[0], k = w.shape[1];
   const float* xr[kGemvMaxRows];
   float* outr[kGemvMaxRows];
@@ -102,7 +106,7 @@ void Gemv(ThreadPool& pool, Mat x, const TensorView& w, Mat out) {
   // one thread idled at the end of every matmul while the other finished (13% of decode).
   // Pieces of >= 32 weight rows keep per-piece overhead small against streaming 32*k elements.
   const int64_t grain = std::max<int64_t>(32, n / (8 * int64_t(pool.n_threads())));
-  pool.ParallelForDynamic(n, grain, [&](int64_t n0, int64_t n1) { GemvRange(xr, int(x.rows), w, k, n0, n1, outr); });
+  pool.ParallelForDynamic(n, grain, [&](int64_t n0, int64_t n1) { GemvRange(xr, int(x.rows), w, k, n0, n1, accumulate, outr); });
 }
 
 // Splits out [rows, n] into one tile per thread and calls tile(r0, r1, c0, c1) for each.
@@ -142,12 +146,13 @@ void WidenRows(const TensorView& w, int64_t j0, int64_t count, float* dst) {
 
 // fp32 GEMM. f16/bf16 weights are widened panel by panel into a per-thread buffer: O(n k) work
 // against the GEMM's O(rows n k), and no fp32 copy of the model is ever held.
-void GemmF32(ThreadPool& pool, Mat x, const TensorView& w, Mat out) {
+void GemmF32(ThreadPool& pool, Mat x, const TensorView& w, Mat out, bool accumulate) {
+  const float beta = accumulate ? 1.0f : 0.0f;
   const int64_t n = w.shape[0], k = w.shape[1];
   if (w.dtype == DType::F32) {
     const float* wf = w.as<const float>();
     ForEachTile(pool, x.rows, n, [&](int64_t r0, int64_t r1, int64_t c0, int64_t c1) {
-      SgemmTile(x.row(r0), x.ld, wf + c0 * k, k, out.row(r0) + c0, out.ld, r1 - r0, c1 - c0);
+      SgemmTile(x.row(r0), x.ld, wf + c0 * k, k, beta, out.row(r0) + c0, out.ld, r1 - r0, c1 - c0);
     });
     return;
   }
@@ -160,7 +165,7 @@ void GemmF32(ThreadPool& pool, Mat x, const TensorView& w, Mat out) {
     for (int64_t j0 = c0; j0 < c1; j0 += kPanel) {
       const int64_t cols = std::min(kPanel, c1 - j0);
       WidenRows(w, j0, cols, panel.data());
-      SgemmTile(x.row(r0), x.ld, panel.data(), k, out.row(r0) + j0, out.ld, r1 - r0, cols);
+      SgemmTile(x.row(r0), x.ld, panel.data(), k, beta, out.row(r0) + j0, out.ld, r1 - r0, cols);
     }
   });
 }
@@ -169,7 +174,8 @@ void GemmF32(ThreadPool& pool, Mat x, const TensorView& w, Mat out) {
 // Where oneDNN has no bf16 matmul for this CPU, the rounded x is widened back to fp32 and goes
 // through the fp32 GEMM with the bf16 weights widened: products of bf16 values are exact in fp32,
 // so the result is the same bf16 product with fp32 sums (no faster than fp32 mode, but the same mode).
-void GemmBf16(ThreadPool& pool, Mat x, const TensorView& w, Mat out, std::vector<uint16_t>& xb_scratch) {
+void GemmBf16(ThreadPool& pool, Mat x, const TensorView& w, Mat out, bool accumulate,
+              std::vector<uint16_t>& xb_scratch) {
   CHECK_MSG(w.dtype == DType::BF16, "cpu bf16 MatMul: weight not prepared as bf16");
   const int64_t n = w.shape[0], k = w.shape[1];
   const bool native = HaveBf16Gemm();
@@ -193,28 +199,29 @@ void GemmBf16(ThreadPool& pool, Mat x, const TensorView& w, Mat out, std::vector
       },
       std::max<int64_t>(1, 16384 / std::max<int64_t>(1, k)));
   if (!native) {
-    GemmF32(pool, Mat{xr, x.rows, k, k}, w, out);
+    GemmF32(pool, Mat{xr, x.rows, k, k}, w, out, accumulate);
     return;
   }
   const uint16_t* wb = w.as<const uint16_t>();
   ForEachTile(pool, x.rows, n, [&](int64_t r0, int64_t r1, int64_t c0, int64_t c1) {
-    Bf16GemmTile(xb + r0 * k, wb + c0 * k, k, out.row(r0) + c0, out.ld, r1 - r0, c1 - c0);
+    Bf16GemmTile(xb + r0 * k, wb + c0 * k, k, accumulate, out.row(r0) + c0, out.ld, r1 - r0, c1 - c0);
   });
 }
 
 }  // namespace
 
-void MatMul(ThreadPool& pool, Mat x, const TensorView& w, Mat out, bool bf16_gemm, std::vector<uint16_t>& xb_scratch) {
+void MatMul(ThreadPool& pool, Mat x, const TensorView& w, Mat out, bool accumulate, bool bf16_gemm,
+            std::vector<uint16_t>& xb_scratch) {
   CHECK(w.shape.ndim == 2);
   const int64_t n = w.shape[0], k = w.shape[1];
   CHECK(x.cols == k && out.cols == n && out.rows == x.rows);
   if (x.rows == 0 || n == 0) return;
   if (x.rows <= kGemvMaxRows)
-    Gemv(pool, x, w, out);
+    Gemv(pool, x, w, out, accumulate);
   else if (bf16_gemm)
-    GemmBf16(pool, x, w, out, xb_scratch);
+    GemmBf16(pool, x, w, out, accumulate, xb_scratch);
   else
-    GemmF32(pool, x, w, out);
+    GemmF32(pool, x, w, out, accumulate);
 }
 
 }  // namespace mamba2::cpu

@@ -30,24 +30,13 @@ float InvRms(float sum_sq, int64_t n, float eps) {
 
 }  // namespace
 
-void AddRmsNorm(ThreadPool& pool, Mat hidden, Mat residual, bool first, const float* w, float eps, Mat out) {
-  const int64_t n = hidden.cols;
-  CHECK(residual.cols == n && out.cols == n && residual.rows == hidden.rows && out.rows == hidden.rows);
+void RmsNorm(ThreadPool& pool, Mat x, const float* w, float eps, Mat out) {
+  const int64_t n = x.cols;
+  CHECK(out.cols == n && out.rows == x.rows);
   pool.ParallelFor(
-      hidden.rows,
+      x.rows,
       [&](int64_t r0, int64_t r1) {
-        for (int64_t r = r0; r < r1; ++r) {
-          const float* h = hidden.row(r);
-          float* res = residual.row(r);
-          int64_t j = 0;
-          if (first) {
-            std::copy(h, h + n, res);
-          } else {
-            for (; j + kLanes <= n; j += kLanes) Store(res + j, Load(res + j) + Load(h + j));
-            if (j < n) StoreN(res + j, LoadN(res + j, int(n - j)) + LoadN(h + j, int(n - j)), int(n - j));
-          }
-          ScaleByWeight(res, InvRms(SumSquares(res, n), n, eps), w, n, out.row(r));
-        }
+        for (int64_t r = r0; r < r1; ++r) ScaleByWeight(x.row(r), InvRms(SumSquares(x.row(r), n), n, eps), w, n, out.row(r));
       },
       RowsPerPiece(n));
 }

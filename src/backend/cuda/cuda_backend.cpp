@@ -134,6 +134,7 @@ class CudaBackend final : public Backend {
         mode_(o.matmul),
         graphs_(o.graphs),
         gemv_(o.gemv),
+        gemv_norms_(o.gemv_norms),
         pdl_(o.programmatic_launch),
         intermediates_(cuda_args::IntermediatesFor(o.matmul == CudaMatMul::kBf16, o.bf16_intermediates)) {}
 
@@ -179,6 +180,8 @@ class CudaBackend final : public Backend {
     if (cudaGetDeviceProperties(&prop, device_) == cudaSuccess) device_name_ = prop.name;
     // The kernels' dependency wait exists from sm_90 on; elsewhere the launches stay in stream order.
     pdl_ = pdl_ && prop.major >= 9;
+    // A GEMV with its norm holds 47 KB of shared memory per block: about four blocks per SM.
+    gemv_norm_blocks_ = 4 * int64_t(prop.multiProcessorCount > 0 ? prop.multiProcessorCount : 32);
     return Status::Ok();
   }
 
@@ -271,26 +274,29 @@ class CudaBackend final : public Backend {
     cuda::LaunchEmbed(ids, n, table.data, KernelDType(table.dtype), d, out.f32(), out.ld, stream_);
   }
 
-  void AddRmsNorm(Mat hidden, Mat residual, bool first, const TensorView& weight, float eps, Mat out) override {
+  void RmsNorm(Mat x, const TensorView& weight, float eps, Mat out) override {
     Current();
-    CheckAddRmsNorm(hidden, residual, weight, out);
-    cuda::LaunchAddRmsNorm(hidden.f32(), hidden.ld, residual.f32(), residual.ld, first, weight.as<float>(), eps,
-                           out.f32(), out.ld, hidden.rows, hidden.cols, stream_);
+    CheckRmsNorm(x, weight, out);
+    // Each thread reads x at the columns it writes; only a shifted overlap is unsafe.
+    if (!SameView(x, out) && MayOverlap(x, out)) x = Aside({x})[0];
+    cuda::LaunchRmsNorm(x.f32(), x.ld, weight.as<float>(), eps, out.f32(), out.ld, x.rows, x.cols, stream_);
   }
 
-  void MatMul(Mat x, const TensorView& w, Mat out) override {
+  using Backend::MatMul;
+  void MatMul(Mat x, const TensorView& w, Mat out, bool accumulate) override {
     Current();
     const int64_t N = w.shape[0], K = w.shape[1];
     CHECK(x.cols == K && out.cols == N && out.rows == x.rows);
+    CHECK(!accumulate || out.dtype == DType::F32);
     if (x.rows == 0) return;
     CHECK(N <= INT_MAX && K <= INT_MAX && x.rows <= INT_MAX && x.ld <= INT_MAX && out.ld <= INT_MAX);
-    const float one = 1.0f, zero = 0.0f;
+    const float one = 1.0f, beta = accumulate ? 1.0f : 0.0f;
     // Row-major out[rows, N] = x[rows, K] w[N, K]^T is column-major out^T = w^T(op T) x^T.
     if (w.dtype == DType::F32) {
       const cublasComputeType_t compute =
           mode_ == CudaMatMul::kTf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
       CUBLAS_CHECK(cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, int(N), int(x.rows), int(K), &one, w.data,
-                                CUDA_R_32F, int(K), x.f32(), CUDA_R_32F, int(x.ld), &zero, out.f32(), CUDA_R_32F,
+                                CUDA_R_32F, int(K), x.f32(), CUDA_R_32F, int(x.ld), &beta, out.f32(), CUDA_R_32F,
                                 int(out.ld), compute, CUBLAS_GEMM_DEFAULT));
       return;
     }
@@ -298,36 +304,50 @@ class CudaBackend final : public Backend {
                                                                    DTypeName(w.dtype) + " was not prepared by this backend");
     if (UsesGemv(x, w)) {
       cuda::LaunchGemv(x.f32(), x.rows, x.ld, w.as<uint16_t>(), KernelDType(w.dtype), N, K, cuda_args::Act(out),
-                       nullptr, stream_);
+                       accumulate, nullptr, nullptr, stream_);
       return;
     }
     // The activations in the weights' 16-bit format; products exact, sums in fp32.
     uint16_t* xh = HalfOperand(x.rows, K);
     cuda::LaunchPackHalf(x.f32(), x.rows, K, x.ld, KernelDType(w.dtype), xh, stream_);
-    HalfGemm(xh, x.rows, w, out);
+    HalfGemm(xh, x.rows, w, out, accumulate);
   }
 
   // In the 16-bit modes (products the GEMV does not take) the norm writes the GEMM's packed
   // operand directly: no fp32 rows written and read back by a packing pass.
-  void AddRmsNormMatMul(Mat hidden, Mat residual, bool first, const TensorView& norm_weight, float eps, Mat normed,
-                        const TensorView& w, Mat out) override {
+  void RmsNormMatMul(Mat x, const TensorView& norm_weight, float eps, Mat normed, const TensorView& w,
+                     Mat out) override {
     Current();
-    if (!PacksForHalfGemm(normed, w)) {
-      Backend::AddRmsNormMatMul(hidden, residual, first, norm_weight, eps, normed, w, out);
+    if (FusesNorm(normed, w)) {
+      CheckRmsNorm(x, norm_weight, normed);
+      CHECK(!MayOverlap(x, out));  // other blocks still read x while one writes out
+      GemvWithNorm(cuda_args::RmsGemvNorm(x, norm_weight, eps, gemv_norm_blocks_), normed, w, out, false, nullptr);
       return;
     }
-    CheckAddRmsNorm(hidden, residual, norm_weight, normed);
-    CHECK(w.shape[1] == hidden.cols && out.rows == hidden.rows && out.cols == w.shape[0]);
-    uint16_t* xh = HalfOperand(hidden.rows, hidden.cols);
-    cuda::LaunchAddRmsNormHalf(hidden.f32(), hidden.ld, residual.f32(), residual.ld, first, norm_weight.as<float>(),
-                               eps, xh, KernelDType(w.dtype), hidden.rows, hidden.cols, stream_);
-    HalfGemm(xh, hidden.rows, w, out);
+    if (!PacksForHalfGemm(normed, w)) {
+      Backend::RmsNormMatMul(x, norm_weight, eps, normed, w, out);
+      return;
+    }
+    CheckRmsNorm(x, norm_weight, normed);
+    CHECK(w.shape[1] == x.cols && out.rows == x.rows && out.cols == w.shape[0]);
+    uint16_t* xh = HalfOperand(x.rows, x.cols);
+    cuda::LaunchRmsNormHalf(x.f32(), x.ld, norm_weight.as<float>(), eps, xh, KernelDType(w.dtype), x.rows, x.cols,
+                            stream_);
+    HalfGemm(xh, x.rows, w, out, /*accumulate=*/false);
   }
-  void GatedRmsNormMatMul(Mat y, Mat z, const TensorView& norm_weight, int64_t group_size, float eps, Mat gated,
-                          const TensorView& w, Mat out) override {
+  void GatedRmsNormMatMulAdd(Mat y, Mat z, const TensorView& norm_weight, int64_t group_size, float eps, Mat gated,
+                             const TensorView& w, Mat out) override {
     Current();
+    if (FusesNorm(gated, w)) {
+      CheckGatedRmsNorm(y, z, norm_weight, gated);
+      CHECK(group_size > 0 && y.cols % group_size == 0);
+      CHECK(!MayOverlap(y, out) && !MayOverlap(z, out));
+      GemvWithNorm(cuda_args::GatedGemvNorm(y, z, norm_weight, group_size, eps, gemv_norm_blocks_), gated, w, out,
+                   true, nullptr);
+      return;
+    }
     if (!PacksForHalfGemm(gated, w)) {
-      Backend::GatedRmsNormMatMul(y, z, norm_weight, group_size, eps, gated, w, out);
+      Backend::GatedRmsNormMatMulAdd(y, z, norm_weight, group_size, eps, gated, w, out);
       return;
     }
     CheckGatedRmsNorm(y, z, norm_weight, gated);
@@ -335,7 +355,7 @@ class CudaBackend final : public Backend {
     uint16_t* xh = HalfOperand(y.rows, y.cols);
     cuda::LaunchGatedRmsNormHalf(cuda_args::Act(y), cuda_args::Act(z), norm_weight.as<float>(), group_size, eps, xh,
                                  KernelDType(w.dtype), y.rows, y.cols, stream_);
-    HalfGemm(xh, y.rows, w, out);
+    HalfGemm(xh, y.rows, w, out, /*accumulate=*/true);
   }
 
   // Where the product is the GEMV kernel, the conv runs in its epilogue: one kernel fewer per layer.
@@ -348,17 +368,29 @@ class CudaBackend final : public Backend {
       Backend::MatMulConvStep(x, w, out, conv_begin, slots, dims, conv_state, conv_weight, conv_bias, conv_out);
       return;
     }
-    CHECK(x.cols == K && out.cols == N && out.rows == x.rows && conv_out.rows == x.rows);
-    CHECK(conv_begin >= 0 && conv_begin + dims.conv_dim() <= N && conv_out.cols == dims.conv_dim());
-    const Mat xbc = out.Cols(conv_begin, dims.conv_dim());
-    // Each conv channel is read and written by the one thread that produced its input, so
-    // conv_out may alias xbc exactly; any other overlap would be read after being written.
-    CHECK(SameView(xbc, conv_out) || !MayOverlap(out, conv_out));
-    cuda_args::GemvConv conv;
-    conv.conv = ConvArgs(xbc, x.rows, 1, slots, dims, conv_state, conv_weight, conv_bias, conv_out);
-    conv.begin = conv_begin;
-    cuda::LaunchGemv(x.f32(), x.rows, x.ld, w.as<uint16_t>(), KernelDType(w.dtype), N, K, cuda_args::Act(out), &conv,
-                     stream_);
+    CHECK(x.cols == K && out.cols == N && out.rows == x.rows);
+    const cuda_args::GemvConv conv =
+        StepConvArgs(out, conv_begin, x.rows, slots, dims, conv_state, conv_weight, conv_bias, conv_out);
+    cuda::LaunchGemv(x.f32(), x.rows, x.ld, w.as<uint16_t>(), KernelDType(w.dtype), N, K, cuda_args::Act(out),
+                     /*accumulate=*/false, &conv, nullptr, stream_);
+  }
+  // And the norm ahead of it in the same kernel: a decode step's layer is then three kernels
+  // (this, the scan step, the gated norm with out_proj).
+  void RmsNormMatMulConvStep(Mat x, const TensorView& norm_weight, float eps, Mat normed, const TensorView& w,
+                             Mat out, int64_t conv_begin, const int32_t* slots, const MixerDims& dims,
+                             float* conv_state, const TensorView& conv_weight, const TensorView& conv_bias,
+                             Mat conv_out) override {
+    Current();
+    if (!FusesNorm(normed, w)) {
+      Backend::RmsNormMatMulConvStep(x, norm_weight, eps, normed, w, out, conv_begin, slots, dims, conv_state,
+                                     conv_weight, conv_bias, conv_out);
+      return;
+    }
+    CheckRmsNorm(x, norm_weight, normed);
+    CHECK(!MayOverlap(x, out) && !MayOverlap(x, conv_out));
+    const cuda_args::GemvConv conv =
+        StepConvArgs(out, conv_begin, x.rows, slots, dims, conv_state, conv_weight, conv_bias, conv_out);
+    GemvWithNorm(cuda_args::RmsGemvNorm(x, norm_weight, eps, gemv_norm_blocks_), normed, w, out, false, &conv);
   }
 
   void ConvPrefill(Mat xbc, int64_t n_seqs, int64_t seq_len, const int32_t* slots, const MixerDims& dims,
@@ -472,10 +504,24 @@ class CudaBackend final : public Backend {
     return cuda_args::MakeConvParams(in, n_seqs, seq_len, slots, dims, conv_state, weight, bias, out);
   }
 
+  // The conv step of the in_proj GEMV's epilogue over the columns conv_begin.. of out.
+  cuda_args::GemvConv StepConvArgs(Mat out, int64_t conv_begin, int64_t rows, const int32_t* slots,
+                                   const MixerDims& dims, float* conv_state, const TensorView& weight,
+                                   const TensorView& bias, Mat conv_out) const {
+    CHECK(conv_out.rows == rows && conv_begin >= 0 && conv_begin + dims.conv_dim() <= out.cols &&
+          conv_out.cols == dims.conv_dim());
+    // Each conv channel is read and written by the one thread that produced its input, so
+    // conv_out may alias the conv columns exactly; any other overlap would be read after being written.
+    CHECK(SameView(out.Cols(conv_begin, dims.conv_dim()), conv_out) || !MayOverlap(out, conv_out));
+    cuda_args::GemvConv conv;
+    conv.conv = ConvArgs(out.Cols(conv_begin, dims.conv_dim()), rows, 1, slots, dims, conv_state, weight, bias, conv_out);
+    conv.begin = conv_begin;
+    return conv;
+  }
+
   // The shapes the norms take, whether they write rows or a packed GEMM operand.
-  static void CheckAddRmsNorm(const Mat& hidden, const Mat& residual, const TensorView& weight, const Mat& out) {
-    CHECK(weight.dtype == DType::F32 && residual.rows == hidden.rows && out.rows == hidden.rows);
-    CHECK(residual.cols == hidden.cols && out.cols == hidden.cols && weight.numel() == hidden.cols);
+  static void CheckRmsNorm(const Mat& x, const TensorView& weight, const Mat& out) {
+    CHECK(weight.dtype == DType::F32 && out.rows == x.rows && out.cols == x.cols && weight.numel() == x.cols);
   }
   static void CheckGatedRmsNorm(const Mat& y, const Mat& z, const TensorView& weight, const Mat& out) {
     CHECK(z.rows == y.rows && z.cols == y.cols && out.rows == y.rows && out.cols == y.cols);
@@ -488,21 +534,33 @@ class CudaBackend final : public Backend {
   }
   // out[rows, N] = xh [rows, K] (dense, w's format) @ w^T, fp32 sums; out fp32, or bf16 (rounded
   // once from the fp32 sums) with bf16 weights.
-  void HalfGemm(const uint16_t* xh, int64_t rows, const TensorView& w, Mat out) {
+  void HalfGemm(const uint16_t* xh, int64_t rows, const TensorView& w, Mat out, bool accumulate) {
     const int64_t N = w.shape[0], K = w.shape[1];
     CHECK(N <= INT_MAX && K <= INT_MAX && rows <= INT_MAX && out.ld <= INT_MAX);
     CHECK_MSG(out.dtype == DType::F32 || (out.dtype == DType::BF16 && w.dtype == DType::BF16),
               std::string("cuda: a product with ") + DTypeName(w.dtype) + " weights cannot write " +
                   DTypeName(out.dtype));
-    const float one = 1.0f, zero = 0.0f;
+    CHECK(!accumulate || out.dtype == DType::F32);
+    const float one = 1.0f, beta = accumulate ? 1.0f : 0.0f;
     const cudaDataType half = w.dtype == DType::BF16 ? CUDA_R_16BF : CUDA_R_16F;
     const cudaDataType out_type = out.dtype == DType::BF16 ? CUDA_R_16BF : CUDA_R_32F;
     CUBLAS_CHECK(cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, int(N), int(rows), int(K), &one, w.data, half,
-                              int(K), xh, half, int(K), &zero, out.data, out_type, int(out.ld), CUBLAS_COMPUTE_32F,
+                              int(K), xh, half, int(K), &beta, out.data, out_type, int(out.ld), CUBLAS_COMPUTE_32F,
                               CUBLAS_GEMM_DEFAULT));
   }
   bool PacksForHalfGemm(const Mat& x, const TensorView& w) const { return cuda_args::PacksForHalfGemm(gemv_, x, w); }
   bool UsesGemv(const Mat& x, const TensorView& w) const { return cuda_args::UsesGemv(gemv_, x, w); }
+  bool FusesNorm(const Mat& normed, const TensorView& w) const {
+    return cuda_args::FusesNorm(gemv_, gemv_norms_, normed, w);
+  }
+  // The GEMV with the norm in its blocks: out = norm(...) @ w^T (+ out), normed only named for the checks.
+  void GemvWithNorm(const cuda_args::GemvNorm& nm, const Mat& normed, const TensorView& w, Mat out, bool accumulate,
+                    const cuda_args::GemvConv* conv) {
+    const int64_t N = w.shape[0], K = w.shape[1];
+    CHECK(normed.cols == K && out.cols == N && out.rows == normed.rows);
+    cuda::LaunchGemv(normed.f32(), normed.rows, normed.ld, w.as<uint16_t>(), KernelDType(w.dtype), N, K,
+                     cuda_args::Act(out), accumulate, conv, &nm, stream_);
+  }
 
   // The scan's inputs; any that y may overwrite while still being read go aside first.
   // exact_alias_ok: the kernel reads each x element before writing the same y element.
@@ -547,7 +605,9 @@ class CudaBackend final : public Backend {
   CudaMatMul mode_;
   bool graphs_;
   bool gemv_;
+  bool gemv_norms_;
   bool pdl_;
+  int64_t gemv_norm_blocks_ = 128;
   DType intermediates_;
   std::string device_name_ = "cuda device";
   cudaStream_t stream_ = nullptr;
@@ -597,6 +657,7 @@ Result<CudaBackendOptions> CudaOptionsFromEnv() {
     o.device = int(v);
   }
   for (auto [name, flag] : {std::pair{"MAMBA2_CUDA_GRAPHS", &o.graphs}, std::pair{"MAMBA2_CUDA_GEMV", &o.gemv},
+                            std::pair{"MAMBA2_CUDA_GEMV_NORMS", &o.gemv_norms},
                             std::pair{"MAMBA2_CUDA_PDL", &o.programmatic_launch},
                             std::pair{"MAMBA2_CUDA_BF16_INTERMEDIATES", &o.bf16_intermediates}}) {
     const char* g = std::getenv(name);

@@ -26,6 +26,9 @@ struct CudaBackendOptions {
   CudaMatMul matmul = CudaMatMul::kFp32;
   bool graphs = true;  // false: Record re-issues the ops (to measure what the graphs save)
   bool gemv = true;    // 16-bit modes: decode-sized products (<= 8 rows) by gemv.cuh, not cuBLAS
+  // With gemv: the norm ahead of such a product computed by the product's kernel itself (three
+  // kernels per layer in a decode step instead of five). false: a norm kernel of its own.
+  bool gemv_norms = true;
   // sm_90+: each kernel may start while the one ahead of it finishes (programmatic dependent
   // launch), hiding the gaps between a decode step's small kernels. Off until measured.
   bool programmatic_launch = false;
@@ -39,7 +42,7 @@ const char* CudaMatMulName(CudaMatMul m);
 Result<CudaMatMul> ParseCudaMatMul(const std::string& s);  // "fp32" | "tf32" | "bf16" | "fp16"
 
 // From the environment: MAMBA2_CUDA_MATMUL (fp32|tf32|bf16|fp16, default fp32),
-// MAMBA2_CUDA_DEVICE (default 0), MAMBA2_CUDA_GRAPHS, MAMBA2_CUDA_GEMV and
+// MAMBA2_CUDA_DEVICE (default 0), MAMBA2_CUDA_GRAPHS, MAMBA2_CUDA_GEMV, MAMBA2_CUDA_GEMV_NORMS and
 // MAMBA2_CUDA_BF16_INTERMEDIATES (1 default, 0 off), MAMBA2_CUDA_PDL (0 default, 1 on).
 // An unparsable value is an error naming the variable.
 Result<CudaBackendOptions> CudaOptionsFromEnv();

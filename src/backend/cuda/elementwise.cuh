@@ -3,7 +3,7 @@
 // Included by elementwise.cu (nvcc) and by the host emulator test; see device_common.cuh.
 #pragma once
 
-#include "backend/cuda/device_common.cuh"
+#include "backend/cuda/norm_rows.cuh"
 
 namespace mamba2::M2_KERNEL_NS {
 
@@ -75,77 +75,39 @@ void LaunchEmbed(const int32_t* ids, int64_t n, const void* table, int dtype, in
   M2_LAUNCH(EmbedKernel, dim3(unsigned(n)), dim3(kBlock), stream, ids, table, dtype, d, out, out_ld);
 }
 
-// Where a norm kernel puts its rows: fp32 into a view, or rounded to bf16 / f16 (as PackHalfKernel
-// rounds) into the dense operand of the next 16-bit GEMM, which then needs no packing pass.
-struct F32Rows {
-  float* p;
-  int64_t ld;
-  M2_DEVICE void Put(int64_t r, int64_t j, float v) const { p[r * ld + j] = v; }
-};
-struct HalfRows {
-  uint16_t* p;
-  int64_t ld;
-  int half;
-  M2_DEVICE void Put(int64_t r, int64_t j, float v) const { p[r * ld + j] = ToHalf(v, half); }
-};
-
-// residual = (first ? 0 : residual) + hidden; out = residual * rsqrt(mean(residual^2) + eps) * w.
-// Each thread touches the same columns in both passes, so out may alias hidden.
+// out = x * rsqrt(mean(x^2) + eps) * w. Each thread touches the same columns in both passes, so
+// out may alias x.
 template <typename Rows>
-__global__ void AddRmsNormKernel(const float* hidden, int64_t h_ld, float* residual, int64_t r_ld, int first,
-                                 const float* w, float eps, Rows out, int64_t cols) {
+__global__ void RmsNormKernel(const float* x, int64_t x_ld, const float* w, float eps, Rows out, int64_t cols) {
   M2_GRID_DEPENDENCY();
   const int64_t r = blockIdx.x;
-  const float* h = hidden + r * h_ld;
-  float* res = residual + r * r_ld;
-  float ss = 0.0f;
-  for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
-    const float v = (first ? 0.0f : res[j]) + h[j];
-    res[j] = v;
-    ss += v * v;
-  }
-  const float inv = 1.0f / sqrtf(BlockSum(ss) / float(cols) + eps);
-  for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) out.Put(r, j, res[j] * inv * w[j]);
+  RmsNormRow(x + r * x_ld, r, w, eps, out, cols);
 }
 
 template <typename Rows>
-void LaunchAddRmsNormTo(const float* hidden, int64_t h_ld, float* residual, int64_t r_ld, bool first,
-                        const float* w, float eps, Rows out, int64_t rows, int64_t cols, cudaStream_t stream) {
+void LaunchRmsNormTo(const float* x, int64_t x_ld, const float* w, float eps, Rows out, int64_t rows, int64_t cols,
+                     cudaStream_t stream) {
   if (rows <= 0) return;
   M2_KCHECK(rows <= 0x7fffffff);
-  M2_LAUNCH(AddRmsNormKernel<Rows>, dim3(unsigned(rows)), dim3(kBlock), stream, hidden, h_ld, residual, r_ld,
-            first ? 1 : 0, w, eps, out, cols);
+  M2_LAUNCH(RmsNormKernel<Rows>, dim3(unsigned(rows)), dim3(kBlock), stream, x, x_ld, w, eps, out, cols);
 }
 
-void LaunchAddRmsNorm(const float* hidden, int64_t h_ld, float* residual, int64_t r_ld, bool first,
-                      const float* w, float eps, float* out, int64_t o_ld, int64_t rows, int64_t cols,
-                      cudaStream_t stream) {
-  LaunchAddRmsNormTo(hidden, h_ld, residual, r_ld, first, w, eps, F32Rows{out, o_ld}, rows, cols, stream);
+void LaunchRmsNorm(const float* x, int64_t x_ld, const float* w, float eps, float* out, int64_t o_ld, int64_t rows,
+                   int64_t cols, cudaStream_t stream) {
+  LaunchRmsNormTo(x, x_ld, w, eps, F32Rows{out, o_ld}, rows, cols, stream);
 }
 
-void LaunchAddRmsNormHalf(const float* hidden, int64_t h_ld, float* residual, int64_t r_ld, bool first,
-                          const float* w, float eps, uint16_t* out, int half, int64_t rows, int64_t cols,
-                          cudaStream_t stream) {
-  LaunchAddRmsNormTo(hidden, h_ld, residual, r_ld, first, w, eps, HalfRows{out, cols, half}, rows, cols, stream);
+void LaunchRmsNormHalf(const float* x, int64_t x_ld, const float* w, float eps, uint16_t* out, int half,
+                       int64_t rows, int64_t cols, cudaStream_t stream) {
+  LaunchRmsNormTo(x, x_ld, w, eps, HalfRows{out, cols, half}, rows, cols, stream);
 }
 
-// One block per (row, group): s = y * silu(z); out = s * rsqrt(mean_group(s^2) + eps) * w.
-// The gate is recomputed in the second pass rather than stored: it is cheap and keeps the op
-// free of scratch. Same columns per thread in both passes, so out may alias y.
+// One block per (row, group).
 template <typename Rows>
 __global__ void GatedRmsNormKernel(cuda_args::ActView y, cuda_args::ActView z, const float* w, int64_t group_size,
                                    float eps, Rows out) {
   M2_GRID_DEPENDENCY();
-  const int64_t r = blockIdx.x, g0 = int64_t(blockIdx.y) * group_size;
-  float ss = 0.0f;
-  for (int64_t j = threadIdx.x; j < group_size; j += blockDim.x) {
-    const float s = Get(y, r, g0 + j) * SiluF(Get(z, r, g0 + j));
-    ss += s * s;
-  }
-  const float inv = 1.0f / sqrtf(BlockSum(ss) / float(group_size) + eps);
-  const float* wg = w + g0;
-  for (int64_t j = threadIdx.x; j < group_size; j += blockDim.x)
-    out.Put(r, g0 + j, Get(y, r, g0 + j) * SiluF(Get(z, r, g0 + j)) * inv * wg[j]);
+  GatedRmsNormGroup(y, z, blockIdx.x, int64_t(blockIdx.y) * group_size, w, group_size, eps, out);
 }
 
 template <typename Rows>

@@ -109,6 +109,27 @@ struct GemvConv {
   int64_t begin = 0;
 };
 
+// A norm computed by every block of the decode product (gemv.cuh) into shared memory ahead of
+// its columns, in place of a norm kernel of its own: kind kRms normalises the fp32 rows x,
+// kGated the gated rows y * silu(z) in groups of group_size. `blocks` caps the grid (each block
+// then takes several column groups, so the norm is computed a few hundred times, not once per
+// eight columns).
+enum GemvNormKind : int { kNoNorm = 0, kRms = 1, kGated = 2 };
+struct GemvNorm {
+  int kind = kNoNorm;
+  const float* x = nullptr;  // kRms: [rows, K] fp32, row stride x_ld
+  int64_t x_ld = 0;
+  ActView y, z;              // kGated: [rows, K]
+  const float* w = nullptr;  // [K]
+  int64_t group_size = 0;
+  float eps = 0.0f;
+  int64_t blocks = 0;
+};
+// The normalised rows live in shared memory: rows * K floats at most (47 KB: static shared memory
+// stops at 48 KB per block, and the block sums need a little).
+constexpr int64_t kGemvNormFloats = 12032;
+inline bool GemvNormFits(int64_t rows, int64_t K) { return rows * K <= kGemvNormFloats; }
+
 // Whether the decode product of gemv.cuh takes out = x w^T: at most kGemvMaxRows rows, K a whole
 // number of 16-byte weight pieces, and rows of x and w starting on 16-byte boundaries.
 constexpr int64_t kGemvMaxRows = 8;

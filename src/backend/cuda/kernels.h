@@ -26,24 +26,27 @@ void LaunchPackHalf(const float* x, int64_t rows, int64_t cols, int64_t ld, int 
                     cudaStream_t stream);
 
 // out[rows, N] (fp32 or bf16) = x[rows, K] (fp32, as it is) times w[N, K]^T (w in `half`),
-// fp32 sums; only where cuda_args::GemvApplies(rows, K, x, x_ld, w). With `conv`, also the conv
-// step of LaunchConvStep over the columns conv->begin.. of out (one row per slot).
+// fp32 sums; with `accumulate` (fp32 out) the product is added to out. Only where
+// cuda_args::GemvApplies(rows, K, x, x_ld, w). With `conv`, also the conv step of LaunchConvStep
+// over the columns conv->begin.. of out (one row per slot). With `norm` (kind other than
+// kNoNorm), x is not read: the rows are that norm's output, computed in each block (only where
+// cuda_args::GemvNormFits(rows, K); x then names the rows the norm kernel would have written,
+// for the alignment checks).
 void LaunchGemv(const float* x, int64_t rows, int64_t x_ld, const uint16_t* w, int half, int64_t N, int64_t K,
-                const cuda_args::ActView& out, const cuda_args::GemvConv* conv, cudaStream_t stream);
+                const cuda_args::ActView& out, bool accumulate, const cuda_args::GemvConv* conv,
+                const cuda_args::GemvNorm* norm, cudaStream_t stream);
 
 void LaunchEmbed(const int32_t* ids, int64_t n, const void* table, int dtype, int64_t d, float* out,
                  int64_t out_ld, cudaStream_t stream);
-void LaunchAddRmsNorm(const float* hidden, int64_t h_ld, float* residual, int64_t r_ld, bool first,
-                      const float* w, float eps, float* out, int64_t o_ld, int64_t rows, int64_t cols,
-                      cudaStream_t stream);
+void LaunchRmsNorm(const float* x, int64_t x_ld, const float* w, float eps, float* out, int64_t o_ld, int64_t rows,
+                   int64_t cols, cudaStream_t stream);
 // y, z: fp32 or bf16 views.
 void LaunchGatedRmsNorm(const cuda_args::ActView& y, const cuda_args::ActView& z, const float* w, int64_t group_size,
                         float eps, float* out, int64_t o_ld, int64_t rows, int64_t cols, cudaStream_t stream);
 // The two norms with their output rounded to `half` (cuda_args::kBF16 / kF16) into a dense
 // [rows, cols] matrix: the packed operand of the 16-bit GEMM that follows.
-void LaunchAddRmsNormHalf(const float* hidden, int64_t h_ld, float* residual, int64_t r_ld, bool first,
-                          const float* w, float eps, uint16_t* out, int half, int64_t rows, int64_t cols,
-                          cudaStream_t stream);
+void LaunchRmsNormHalf(const float* x, int64_t x_ld, const float* w, float eps, uint16_t* out, int half,
+                       int64_t rows, int64_t cols, cudaStream_t stream);
 void LaunchGatedRmsNormHalf(const cuda_args::ActView& y, const cuda_args::ActView& z, const float* w,
                             int64_t group_size, float eps, uint16_t* out, int half, int64_t rows, int64_t cols,
                             cudaStream_t stream);

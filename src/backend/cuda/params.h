@@ -83,4 +83,33 @@ inline bool PacksForHalfGemm(bool gemv_on, const Mat& x, const TensorView& w) {
   return x.rows > 0 && (w.dtype == DType::BF16 || w.dtype == DType::F16) && !UsesGemv(gemv_on, x, w);
 }
 
+// Where a norm ahead of a product runs inside the GEMV (gemv.cuh's GemvNormRows), decided alike
+// by the CUDA backend and its emulator: the product is the GEMV's on the rows the norm would write,
+// and they fit in shared memory.
+inline bool FusesNorm(bool gemv_on, bool norms_on, const Mat& normed, const TensorView& w) {
+  return norms_on && UsesGemv(gemv_on, normed, w) && GemvNormFits(normed.rows, w.shape[1]);
+}
+inline GemvNorm RmsGemvNorm(const Mat& x, const TensorView& weight, float eps, int64_t blocks) {
+  GemvNorm nm;
+  nm.kind = kRms;
+  nm.x = static_cast<const float*>(x.f32());
+  nm.x_ld = x.ld;
+  nm.w = weight.as<float>();
+  nm.eps = eps;
+  nm.blocks = blocks;
+  return nm;
+}
+inline GemvNorm GatedGemvNorm(const Mat& y, const Mat& z, const TensorView& weight, int64_t group_size, float eps,
+                              int64_t blocks) {
+  GemvNorm nm;
+  nm.kind = kGated;
+  nm.y = Act(y);
+  nm.z = Act(z);
+  nm.w = weight.as<float>();
+  nm.group_size = group_size;
+  nm.eps = eps;
+  nm.blocks = blocks;
+  return nm;
+}
+
 }  // namespace mamba2::cuda_args

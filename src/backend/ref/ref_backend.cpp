@@ -21,17 +21,12 @@ class RefBackend final : public HostBackend {
         out.row(i)[j] = LoadAsF32(table.data, table.dtype, size_t(int64_t(ids[i]) * d + j));
   }
 
-  void AddRmsNorm(Mat hidden, Mat residual, bool first, const TensorView& weight, float eps,
-                  Mat out) override {
-    const float* w = weight.as<float>();
-    for (int64_t r = 0; r < hidden.rows; ++r) {
-      float* res = residual.row(r);
-      for (int64_t j = 0; j < hidden.cols; ++j) res[j] = (first ? 0.0f : res[j]) + hidden.row(r)[j];
-      ref::RmsNormRow(res, w, hidden.cols, eps, out.row(r));
-    }
+  void RmsNorm(Mat x, const TensorView& weight, float eps, Mat out) override {
+    for (int64_t r = 0; r < x.rows; ++r) ref::RmsNormRow(x.row(r), weight.as<float>(), x.cols, eps, out.row(r));
   }
 
-  void MatMul(Mat x, const TensorView& w, Mat out) override {
+  using Backend::MatMul;
+  void MatMul(Mat x, const TensorView& w, Mat out, bool accumulate) override {
     const int64_t k_dim = w.shape[1];
     CHECK(x.cols == k_dim && out.cols == w.shape[0]);
     for (int64_t r = 0; r < x.rows; ++r)
@@ -39,7 +34,8 @@ class RefBackend final : public HostBackend {
         double acc = 0.0;
         for (int64_t k = 0; k < k_dim; ++k)
           acc += double(x.row(r)[k]) * double(LoadAsF32(w.data, w.dtype, size_t(n * k_dim + k)));
-        out.row(r)[n] = float(acc);
+        // The fp32 product, then the fp32 add of the residual stream.
+        out.row(r)[n] = accumulate ? out.row(r)[n] + float(acc) : float(acc);
       }
   }
 

@@ -1,0 +1,51 @@
+// The two norms of a row as block-wide device functions, and where they put their results:
+// the norm kernels (elementwise.cuh) run them one block per row, the decode product (gemv.cuh)
+// in every block ahead of its columns; both give the same bits.
+#pragma once
+
+#include "backend/cuda/device_common.cuh"
+
+namespace mamba2::M2_KERNEL_NS {
+
+// Where a norm kernel puts its rows: fp32 into a view, or rounded to bf16 / f16 (as PackHalfKernel
+// rounds) into the dense operand of the next 16-bit GEMM, which then needs no packing pass.
+struct F32Rows {
+  float* p;
+  int64_t ld;
+  M2_DEVICE void Put(int64_t r, int64_t j, float v) const { p[r * ld + j] = v; }
+};
+struct HalfRows {
+  uint16_t* p;
+  int64_t ld;
+  int half;
+  M2_DEVICE void Put(int64_t r, int64_t j, float v) const { p[r * ld + j] = ToHalf(v, half); }
+};
+
+// Row r of the RMS norm, x pointing at that row; every thread of the block calls it.
+template <typename Rows>
+M2_DEVICE void RmsNormRow(const float* x, int64_t r, const float* w, float eps, Rows out, int64_t cols) {
+  float ss = 0.0f;
+  for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) ss += x[j] * x[j];
+  const float inv = 1.0f / sqrtf(BlockSum(ss) / float(cols) + eps);
+  for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) out.Put(r, j, x[j] * inv * w[j]);
+}
+
+// One (row, group) of the gated norm: s = y * silu(z); out = s * rsqrt(mean_group(s^2) + eps) * w.
+// The gate is recomputed in the second pass rather than stored: it is cheap and keeps the op
+// free of scratch. Same columns per thread in both passes, so out may alias y. Every thread of
+// the block calls it.
+template <typename Rows>
+M2_DEVICE void GatedRmsNormGroup(const cuda_args::ActView& y, const cuda_args::ActView& z, int64_t r, int64_t g0,
+                                 const float* w, int64_t group_size, float eps, Rows out) {
+  float ss = 0.0f;
+  for (int64_t j = threadIdx.x; j < group_size; j += blockDim.x) {
+    const float s = Get(y, r, g0 + j) * SiluF(Get(z, r, g0 + j));
+    ss += s * s;
+  }
+  const float inv = 1.0f / sqrtf(BlockSum(ss) / float(group_size) + eps);
+  const float* wg = w + g0;
+  for (int64_t j = threadIdx.x; j < group_size; j += blockDim.x)
+    out.Put(r, g0 + j, Get(y, r, g0 + j) * SiluF(Get(z, r, g0 + j)) * inv * wg[j]);
+}
+
+}  // namespace mamba2::M2_KERNEL_NS
