@@ -248,9 +248,10 @@ if [ -x "$MAMBA2" ] && "$MAMBA2" --help 2>&1 | grep -qE '^[[:space:]]+bench([[:s
   # 16-bit decode products on cuBLAS instead of gemv.cuh, "pdl" programmatic dependent launch on,
   # "nographs" every step's kernels launched one by one instead of a CUDA graph, "f32inter" the
   # mixer's intermediates in fp32 instead of bf16 (its prefill of 4096 is measured too),
-  # "nonorms" the norms as kernels of their own instead of inside the decode GEMVs.
-  for run in "2.7b bf16" "130m fp32" "130m bf16" "2.7b bf16 f32inter" "2.7b bf16 nonorms" "2.7b bf16 pdl" \
-    "2.7b bf16 nogemv" "130m bf16 nographs" "2.7b fp32"; do
+  # "nonorms" the norms as kernels of their own instead of inside the decode GEMVs, "tf32scan" the
+  # chunked scan's tensor-core products on TF32 operands instead of bf16 (prefill of 4096 only).
+  for run in "2.7b bf16" "130m fp32" "130m bf16" "2.7b bf16 f32inter" "2.7b bf16 tf32scan" "2.7b bf16 nonorms" \
+    "2.7b bf16 pdl" "2.7b bf16 nogemv" "130m bf16 nographs" "2.7b fp32"; do
     read -r shape mode variant <<<"$run"
     label="$mode${variant:+/$variant}"
     if [ $(($(date +%s) - T_START + BENCH_T)) -gt "$BUDGET" ]; then
@@ -267,12 +268,14 @@ if [ -x "$MAMBA2" ] && "$MAMBA2" --help 2>&1 | grep -qE '^[[:space:]]+bench([[:s
     case "$variant" in
       "") ;;
       f32inter) args+=(--prefill 4096 --context 0) ;;
+      tf32scan) args+=(--prefill 4096 --decode 0 --context 0) ;;
       *) args+=(--prefill 0 --context 0) ;;
     esac
     t0=$(date +%s%N)
     MAMBA2_CUDA_GRAPHS=$([ "$variant" = nographs ] && echo 0 || echo 1) \
       MAMBA2_CUDA_GEMV=$([ "$variant" = nogemv ] && echo 0 || echo 1) \
       MAMBA2_CUDA_GEMV_NORMS=$([ "$variant" = nonorms ] && echo 0 || echo 1) \
+      MAMBA2_CUDA_BF16_SCAN=$([ "$variant" = tf32scan ] && echo 0 || echo 1) \
       MAMBA2_CUDA_PDL=$([ "$variant" = pdl ] && echo 1 || echo 0) \
       MAMBA2_CUDA_BF16_INTERMEDIATES=$([ "$variant" = f32inter ] && echo 0 || echo 1) MAMBA2_CUDA_MATMUL=$mode \
       timeout "$BENCH_T" "$MAMBA2" bench "${args[@]}" >"$LOG_DIR/bench_$name.log" 2>&1

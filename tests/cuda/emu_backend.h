@@ -15,8 +15,9 @@ namespace mamba2::testing {
 // PickTokens runs the pick kernel of sample.cuh through EmuLaunchPick; Record re-issues the ops
 // (CUDA graphs are not emulated).
 // matmul: DType::F32 (fp32 mode), BF16 or F16 (the 16-bit modes of CudaMatMul);
-// bf16_intermediates as CudaBackendOptions::bf16_intermediates.
-std::unique_ptr<Backend> MakeEmuBackend(DType matmul = DType::F32, bool bf16_intermediates = true);
+// bf16_intermediates and bf16_scan as the CudaBackendOptions of those names.
+std::unique_ptr<Backend> MakeEmuBackend(DType matmul = DType::F32, bool bf16_intermediates = true,
+                                        bool bf16_scan = true);
 
 // cuda::LaunchPick under the emulator, at the device's block size. The kernel text is compiled
 // into the emulator once, in pick_emu_test.cpp (a second copy would clash at link time).

@@ -65,8 +65,10 @@ class EmuBackend final : public HostBackend {
  public:
   // half: DType::F32 (fp32 mode), BF16 or F16 (the 16-bit GEMM modes). As the CUDA backend,
   // bf16 mode keeps the mixer's intermediates in bf16 unless bf16_intermediates is false.
-  EmuBackend(DType half, bool bf16_intermediates)
-      : half_(half), intermediates_(cuda_args::IntermediatesFor(half == DType::BF16, bf16_intermediates)) {}
+  EmuBackend(DType half, bool bf16_intermediates, bool bf16_scan)
+      : half_(half),
+        intermediates_(cuda_args::IntermediatesFor(half == DType::BF16, bf16_intermediates)),
+        scan_products_(cuda_args::ScanProductsFor(half == DType::F32, half == DType::BF16, bf16_scan)) {}
   std::string name() const override { return half_ == DType::F32 ? "cuda-emu" : std::string("cuda-emu-") + DTypeName(half_); }
   DType IntermediateDType() const override { return intermediates_; }
 
@@ -195,7 +197,7 @@ class EmuBackend final : public HostBackend {
     p.seq_len = seq_len;
     const cuda_args::SsdLayout layout =
         cuda_args::PlanSsdScratch(n_seqs, seq_len, dims.n_heads, dims.head_dim, dims.d_state, dims.n_groups,
-                                  chunk_size, /*tensor_cores=*/half_ != DType::F32);
+                                  chunk_size, scan_products_);
     if (scratch_.size() < layout.bytes) scratch_.resize(layout.bytes);
     // Poison: every scratch element a kernel reads must have been written by an earlier one.
     std::fill(scratch_.begin(), scratch_.end(), 0xff);
@@ -278,6 +280,7 @@ class EmuBackend final : public HostBackend {
 
   DType half_;
   DType intermediates_;
+  int scan_products_;
   std::vector<unsigned char> scratch_;
   std::vector<std::unique_ptr<uint16_t[]>> half_owned_;
   std::vector<std::unique_ptr<float[]>> f32_owned_;
@@ -357,13 +360,13 @@ TEST(CudaEmulatorDeathTest, WmmaRejectsAMisalignedOperand) {
   };
   load(tile, 16);  // fine
   EXPECT_DEATH(load(tile + 4, 16), "not 32-byte aligned");
-  EXPECT_DEATH(load(tile, 10), "stride not a multiple of 4");
+  EXPECT_DEATH(load(tile, 10), "stride not a multiple of 16 bytes");
 }
 
 }  // namespace
 
-std::unique_ptr<Backend> MakeEmuBackend(DType matmul, bool bf16_intermediates) {
-  return std::make_unique<EmuBackend>(matmul, bf16_intermediates);
+std::unique_ptr<Backend> MakeEmuBackend(DType matmul, bool bf16_intermediates, bool bf16_scan) {
+  return std::make_unique<EmuBackend>(matmul, bf16_intermediates, bf16_scan);
 }
 
 }  // namespace mamba2::testing

@@ -136,7 +136,9 @@ class CudaBackend final : public Backend {
         gemv_(o.gemv),
         gemv_norms_(o.gemv_norms),
         pdl_(o.programmatic_launch),
-        intermediates_(cuda_args::IntermediatesFor(o.matmul == CudaMatMul::kBf16, o.bf16_intermediates)) {}
+        intermediates_(cuda_args::IntermediatesFor(o.matmul == CudaMatMul::kBf16, o.bf16_intermediates)),
+        scan_products_(cuda_args::ScanProductsFor(o.matmul == CudaMatMul::kFp32, o.matmul == CudaMatMul::kBf16,
+                                                  o.bf16_scan)) {}
 
   ~CudaBackend() override {
     // Errors are ignored here: at process exit the driver may already be going away.
@@ -422,7 +424,7 @@ class CudaBackend final : public Backend {
     p.seq_len = seq_len;
     const cuda_args::SsdLayout layout =
         cuda_args::PlanSsdScratch(n_seqs, seq_len, dims.n_heads, dims.head_dim, dims.d_state, dims.n_groups,
-                                  chunk_size, /*tensor_cores=*/mode_ != CudaMatMul::kFp32);
+                                  chunk_size, scan_products_);
     void* base = ssd_scratch_.Ensure(layout.bytes, stream_);
     cuda::LaunchSsdPrefill(p, layout, cuda_args::CarveSsdScratch(base, layout), stream_);
   }
@@ -609,6 +611,7 @@ class CudaBackend final : public Backend {
   bool pdl_;
   int64_t gemv_norm_blocks_ = 128;
   DType intermediates_;
+  int scan_products_;
   std::string device_name_ = "cuda device";
   cudaStream_t stream_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
@@ -659,7 +662,8 @@ Result<CudaBackendOptions> CudaOptionsFromEnv() {
   for (auto [name, flag] : {std::pair{"MAMBA2_CUDA_GRAPHS", &o.graphs}, std::pair{"MAMBA2_CUDA_GEMV", &o.gemv},
                             std::pair{"MAMBA2_CUDA_GEMV_NORMS", &o.gemv_norms},
                             std::pair{"MAMBA2_CUDA_PDL", &o.programmatic_launch},
-                            std::pair{"MAMBA2_CUDA_BF16_INTERMEDIATES", &o.bf16_intermediates}}) {
+                            std::pair{"MAMBA2_CUDA_BF16_INTERMEDIATES", &o.bf16_intermediates},
+                            std::pair{"MAMBA2_CUDA_BF16_SCAN", &o.bf16_scan}}) {
     const char* g = std::getenv(name);
     if (!g || !*g) continue;
     const std::string v = g;

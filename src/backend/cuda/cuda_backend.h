@@ -36,14 +36,18 @@ struct CudaBackendOptions {
   // once where written, fp32 arithmetic everywhere), as mamba_ssm's bf16 models keep them; they
   // are most of the bytes a prefill moves between kernels. false: fp32 (to measure the saving).
   bool bf16_intermediates = true;
+  // bf16 mode: the chunked scan's tensor-core products take bf16 operands (as mamba_ssm's bf16
+  // kernels do), twice the tensor rate of TF32 and half the shared-memory bytes. false: TF32.
+  bool bf16_scan = true;
 };
 
 const char* CudaMatMulName(CudaMatMul m);
 Result<CudaMatMul> ParseCudaMatMul(const std::string& s);  // "fp32" | "tf32" | "bf16" | "fp16"
 
 // From the environment: MAMBA2_CUDA_MATMUL (fp32|tf32|bf16|fp16, default fp32),
-// MAMBA2_CUDA_DEVICE (default 0), MAMBA2_CUDA_GRAPHS, MAMBA2_CUDA_GEMV, MAMBA2_CUDA_GEMV_NORMS and
-// MAMBA2_CUDA_BF16_INTERMEDIATES (1 default, 0 off), MAMBA2_CUDA_PDL (0 default, 1 on).
+// MAMBA2_CUDA_DEVICE (default 0), MAMBA2_CUDA_GRAPHS, MAMBA2_CUDA_GEMV, MAMBA2_CUDA_GEMV_NORMS,
+// MAMBA2_CUDA_BF16_INTERMEDIATES and MAMBA2_CUDA_BF16_SCAN (1 default, 0 off), MAMBA2_CUDA_PDL (0
+// default, 1 on).
 // An unparsable value is an error naming the variable.
 Result<CudaBackendOptions> CudaOptionsFromEnv();
 

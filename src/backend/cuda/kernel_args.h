@@ -58,9 +58,14 @@ struct SsdScratch {
   float* cb = nullptr;           // [n_seqs, n_chunks, n_groups, chunk, chunk] C_l . B_s (tensor-core scan only)
 };
 
+// How the chunked scan multiplies: fp32 kernels (ssd.cuh), or tensor-core ones (ssd_tc.cuh) with
+// TF32 or bf16 operands.
+enum ScanProducts : int { kScanFp32 = 0, kScanTf32 = 1, kScanBf16 = 2 };
+
 struct SsdLayout {
   int64_t chunk = 0, n_chunks = 0;
-  bool tensor_cores = false;  // the TF32 kernels of ssd_tc.cuh instead of the fp32 ones
+  int products = kScanFp32;
+  bool tensor_cores = false;  // products other than kScanFp32: the kernels of ssd_tc.cuh
   size_t dt_off = 0, acum_off = 0, chunk_off = 0, states_off = 0, cb_off = 0, bytes = 0;
 };
 
@@ -68,11 +73,13 @@ inline size_t AlignUp(size_t v, size_t a) { return (v + a - 1) / a * a; }
 
 // The cumsum is kept in double: within a chunk of strongly decaying heads it reaches -1e4, and
 // exp(acum_l - acum_s) of two such float values would lose every digit of the difference.
-// tensor_cores: room for the per-group C.B^T blocks the TF32 kernels share between the heads.
+// Tensor-core products: room for the per-group C.B^T blocks those kernels share between the heads.
 inline SsdLayout PlanSsdScratch(int64_t n_seqs, int64_t seq_len, int64_t n_heads, int64_t head_dim,
-                                int64_t d_state, int64_t n_groups, int64_t chunk_hint, bool tensor_cores) {
+                                int64_t d_state, int64_t n_groups, int64_t chunk_hint, int products) {
   SsdLayout l;
-  l.tensor_cores = tensor_cores;
+  l.products = products;
+  l.tensor_cores = products != kScanFp32;
+  const bool tensor_cores = l.tensor_cores;
   l.chunk = chunk_hint > 0 ? chunk_hint : 256;
   l.n_chunks = (seq_len + l.chunk - 1) / l.chunk;
   const size_t per_pos = size_t(n_seqs * n_heads * l.n_chunks * l.chunk);

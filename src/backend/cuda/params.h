@@ -32,6 +32,14 @@ inline DType IntermediatesFor(bool bf16_mode, bool bf16_intermediates) {
   return bf16_mode && bf16_intermediates ? DType::BF16 : DType::F32;
 }
 
+// How the chunked scan multiplies, alike in the CUDA backend and its emulator: fp32 kernels in
+// fp32 mode; on the tensor cores otherwise, with bf16 operands in bf16 mode unless switched off
+// (CudaBackendOptions::bf16_scan), else TF32.
+inline int ScanProductsFor(bool fp32_mode, bool bf16_mode, bool bf16_scan) {
+  if (fp32_mode) return kScanFp32;
+  return bf16_mode && bf16_scan ? kScanBf16 : kScanTf32;
+}
+
 inline ConvParams MakeConvParams(Mat in, int64_t n_seqs, int64_t seq_len, const int32_t* slots, const MixerDims& dims,
                                  float* conv_state, const TensorView& weight, const TensorView& bias, Mat out) {
   ConvParams p;

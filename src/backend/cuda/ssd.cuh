@@ -7,7 +7,8 @@
 //   3. state passing H_in[c+1] = exp(acum_last) H_in[c] + S_c, from and back to the slot's state
 //   4. y = diag (masked CB^T scaled, times x) + exp(acum_l) C_l H_in + D x   block per (seq*chunk, head, l/p tile)
 // All fp32 with fp32 accumulation, except the cumsum (double, see PlanSsdScratch). A layout planned
-// with tensor_cores runs stages 2 and 4 (and a shared C.B^T stage) as TF32 products: ssd_tc.cuh.
+// with tensor-core products runs stages 2 and 4 (and a shared C.B^T stage) on the tensor cores,
+// TF32 or bf16 operands: ssd_tc.cuh.
 #pragma once
 
 #include "backend/cuda/device_common.cuh"
@@ -267,37 +268,52 @@ void LaunchSsdPrefill(const cuda_args::ScanParams& p, const cuda_args::SsdLayout
             sc);
   const dim3 per_head(unsigned(p.n_seqs * l.n_chunks), unsigned(p.n_heads), p_tiles * n_tiles);
   const dim3 out_tiles(unsigned(p.n_seqs * l.n_chunks), unsigned(p.n_heads), l_tiles * p_tiles);
+  const bool bf16 = l.products == cuda_args::kScanBf16;
   if (l.tensor_cores) {
     static_assert(kTcTile == kSsdTile, "both scans tile l and p alike");
     M2_KCHECK(sc.cb != nullptr && p.n_groups <= 65535 && int64_t(l_tiles) * l_tiles <= 65535);
-    M2_LAUNCH(SsdCbKernel, dim3(unsigned(p.n_seqs * l.n_chunks), unsigned(p.n_groups), l_tiles * l_tiles),
-              dim3(kBlock), stream, p, l.chunk, l.n_chunks, sc);
-    M2_LAUNCH(SsdChunkStateTcKernel, per_head, dim3(kBlock), stream, p, l.chunk, l.n_chunks, sc);
+    const dim3 cb_tiles(unsigned(p.n_seqs * l.n_chunks), unsigned(p.n_groups), l_tiles * l_tiles);
+    if (bf16) {
+      M2_LAUNCH(SsdCbKernel<TcBf16>, cb_tiles, dim3(kBlock), stream, p, l.chunk, l.n_chunks, sc);
+      M2_LAUNCH(SsdChunkStateTcKernel<TcBf16>, per_head, dim3(kBlock), stream, p, l.chunk, l.n_chunks, sc);
+    } else {
+      M2_LAUNCH(SsdCbKernel<TcTf32>, cb_tiles, dim3(kBlock), stream, p, l.chunk, l.n_chunks, sc);
+      M2_LAUNCH(SsdChunkStateTcKernel<TcTf32>, per_head, dim3(kBlock), stream, p, l.chunk, l.n_chunks, sc);
+    }
   } else {
     M2_LAUNCH(SsdChunkStateKernel, per_head, dim3(kBlock), stream, p, l.chunk, l.n_chunks, sc);
   }
   M2_LAUNCH(SsdStatePassKernel, dim3(unsigned(sh), CeilDiv(p.head_dim * p.d_state, kBlock)), dim3(kBlock), stream,
             p, l.n_chunks, sc);
-  if (l.tensor_cores)
-    M2_LAUNCH(SsdOutputTcKernel, out_tiles, dim3(kBlock), stream, p, l.chunk, l.n_chunks, sc);
+  if (l.tensor_cores && bf16)
+    M2_LAUNCH(SsdOutputTcKernel<TcBf16>, out_tiles, dim3(kBlock), stream, p, l.chunk, l.n_chunks, sc);
+  else if (l.tensor_cores)
+    M2_LAUNCH(SsdOutputTcKernel<TcTf32>, out_tiles, dim3(kBlock), stream, p, l.chunk, l.n_chunks, sc);
   else
     M2_LAUNCH(SsdOutputKernel, out_tiles, dim3(kBlock), stream, p, l.chunk, l.n_chunks, sc);
 }
 
 // One token per sequence: block per (seq, head, 8 head_dim rows), a warp per row, lanes over
-// d_state. The state is read, updated and written once; y uses the updated fp32 state.
+// d_state. The state is read, updated and written once; y uses the updated fp32 state. The
+// head's dt and decay (double transcendentals) are computed once per block, not by every warp.
 __global__ void SsmStepKernel(cuda_args::ScanParams p) {
   M2_GRID_DEPENDENCY();
   const int64_t i = blockIdx.x / p.n_heads, hh = blockIdx.x - i * p.n_heads;
   const int warp = int(threadIdx.x) >> 5, lane = int(threadIdx.x) & 31;
+  __shared__ float head_dt, head_decay;
+  if (threadIdx.x == 0) {
+    const double dt = DtValue(Get(p.dt, i, hh), p.dt_bias[hh], p.dt_min, p.dt_max);
+    head_dt = float(dt);
+    head_decay = float(exp(dt * -exp(double(p.A_log[hh]))));
+  }
+  __syncthreads();
   const int64_t pp = int64_t(blockIdx.y) * kStepRows + warp;
-  if (pp >= p.head_dim) return;  // a whole warp; the kernel has no block barriers
+  if (pp >= p.head_dim) return;  // a whole warp; no block barriers follow
   const int64_t P = p.head_dim, N = p.d_state;
   const int64_t g = hh / (p.n_heads / p.n_groups);
-  const double dt = DtValue(Get(p.dt, i, hh), p.dt_bias[hh], p.dt_min, p.dt_max);
-  const float decay = float(exp(dt * -exp(double(p.A_log[hh]))));
+  const float decay = head_decay;
   const float xv = Get(p.x, i, hh * P + pp);
-  const float dtx = float(dt) * xv;
+  const float dtx = head_dt * xv;
   float* st = p.ssm_state + ((int64_t(p.slots[i]) * p.n_heads + hh) * P + pp) * N;
   float acc = 0.0f;
   for (int64_t n = lane; n < N; n += 32) {

@@ -1,14 +1,16 @@
-// The chunked scan's three matrix-product stages on the tensor cores (TF32 operands, fp32 sums),
-// for the bf16 / fp16 / tf32 matmul modes; fp32 mode keeps the fp32 kernels of ssd.cuh, which
-// agree with the reference to ~1e-6. The cumsum and the state passing are shared with ssd.cuh.
+// The chunked scan's three matrix-product stages on the tensor cores (fp32 sums), for the bf16 /
+// fp16 / tf32 matmul modes: bf16 operands in bf16 mode (as mamba_ssm's bf16 kernels feed their
+// dots: half the shared-memory bytes per product and twice the tensor rate of TF32), TF32 ones
+// otherwise. fp32 mode keeps the fp32 kernels of ssd.cuh, which agree with the reference to ~1e-6.
+// The cumsum and the state passing are shared with ssd.cuh.
 //
 // Where the fp32 kernels recompute C_l . B_s in every head's output block, here it is computed
 // once per (seq, chunk, group) into scratch (SsdCbKernel) and read by all heads of the group:
 // for the 2.7b shape (80 heads, one group) that was most of the scan's arithmetic.
 //
-// Every operand goes through shared memory, rounded to TF32 and zero-padded to whole 16x16x8
-// tiles, so any head_dim, d_state and chunk works. A block is 8 warps over a 64x64 output tile,
-// each warp two 16x16 accumulators (rows 16*(w%4), columns 32*(w/4) + {0, 16}).
+// Every operand goes through shared memory, rounded to the operand format and zero-padded to
+// whole tiles, so any head_dim, d_state and chunk works. A block is 8 warps over a 64x64 output
+// tile, each warp two 16x16 accumulators (rows 16*(w%4), columns 32*(w/4) + {0, 16}).
 #pragma once
 
 #include <type_traits>
@@ -17,6 +19,7 @@
 #include "backend/cuda/ssd_block.cuh"
 
 #if defined(__CUDACC__)
+#include <cuda_bf16.h>
 #include <mma.h>
 namespace mamba2::M2_KERNEL_NS {
 namespace wmma = nvcuda::wmma;
@@ -27,31 +30,58 @@ namespace mamba2::M2_KERNEL_NS {
 
 constexpr int kTcTile = 64;              // rows and columns of a block's output tile
 constexpr int kTcSlab = 32;              // d_state (or position) extent of a staged operand slab
-constexpr int kTcSlabLd = kTcSlab + 4;   // padded strides: a multiple of 4 floats, rows 32-byte aligned
-constexpr int kTcTileLd = kTcTile + 4;   //   at every 16th row and 8th column
+constexpr int kStageLd = kTcTile + 4;    // the fp32 staging of a block's accumulator tile
 
-using TcAcc = wmma::fragment<wmma::accumulator, 16, 16, 8, float>;
+M2_DEVICE float Tf32(float v) { return wmma::__float_to_tf32(v); }
+
+// The operand formats. Strides are padded by 16 bytes (a multiple of 16 bytes, as wmma needs,
+// and 32-byte aligned fragments at every 16th row and k step).
+struct TcTf32 {
+  using T = float;
+  using Prec = wmma::precision::tf32;
+  static constexpr int kK = 8;  // the fragment's k
+  static constexpr int kSlabLd = kTcSlab + 4, kTileLd = kTcTile + 4;
+  M2_DEVICE static T From(float v) { return Tf32(v); }
+  M2_DEVICE static T Zero() { return 0.0f; }
+};
+struct TcBf16 {
+  using T = __nv_bfloat16;
+  using Prec = __nv_bfloat16;
+  static constexpr int kK = 16;
+  static constexpr int kSlabLd = kTcSlab + 8, kTileLd = kTcTile + 8;
+  M2_DEVICE static T From(float v) { return __float2bfloat16(v); }
+  M2_DEVICE static T Zero() { return __float2bfloat16(0.0f); }
+};
+
+template <typename Op>
+using TcAcc = wmma::fragment<wmma::accumulator, 16, 16, Op::kK, float>;
+
+// Shared memory of a kernel: `operand_elems` staged operands of Op, or the fp32 accumulator tile.
+template <typename Op>
+M2_HD constexpr int TcSmemBytes(int operand_elems) {
+  const int a = operand_elems * int(sizeof(typename Op::T)), b = kTcTile * kStageLd * int(sizeof(float));
+  return a > b ? a : b;
+}
 
 // Element (r, c) of a matrix in layout L (the layout tags are incomplete types: compared, not made).
-template <typename L>
-M2_DEVICE const float* TileAt(const float* m, int ld, int r, int c) {
+template <typename L, typename E>
+M2_DEVICE const E* TileAt(const E* m, int ld, int r, int c) {
   if constexpr (std::is_same<L, wmma::row_major>::value)
     return m + r * ld + c;
   else
     return m + c * ld + r;
 }
 
-M2_DEVICE float Tf32(float v) { return wmma::__float_to_tf32(v); }
-
 // This warp's share of out[64 x 64] += A[64 x k_extent] B[k_extent x 64], operands in shared
 // memory in the layouts LA, LB (element (r, c) of a row-major matrix at r*ld + c).
-template <typename LA, typename LB>
-M2_DEVICE void WarpTileMma(const float* a, int lda, const float* b, int ldb, int k_extent, TcAcc (&acc)[2]) {
+template <typename Op, typename LA, typename LB>
+M2_DEVICE void WarpTileMma(const typename Op::T* a, int lda, const typename Op::T* b, int ldb, int k_extent,
+                           TcAcc<Op> (&acc)[2]) {
   const int warp = int(threadIdx.x) / 32;
   const int row0 = 16 * (warp % 4), col0 = 32 * (warp / 4);
-  wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, LA> fa;
-  wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, LB> fb;
-  for (int k = 0; k < k_extent; k += 8) {
+  wmma::fragment<wmma::matrix_a, 16, 16, Op::kK, typename Op::Prec, LA> fa;
+  wmma::fragment<wmma::matrix_b, 16, 16, Op::kK, typename Op::Prec, LB> fb;
+  for (int k = 0; k < k_extent; k += Op::kK) {
     wmma::load_matrix_sync(fa, TileAt<LA>(a, lda, row0, k), unsigned(lda));
     M2_UNROLL
     for (int j = 0; j < 2; ++j) {
@@ -61,14 +91,15 @@ M2_DEVICE void WarpTileMma(const float* a, int lda, const float* b, int ldb, int
   }
 }
 
-// Stores the block's 64x64 accumulator tile into `staging` [64][kTcTileLd] (row-major). The
+// Stores the block's 64x64 accumulator tile into `staging` [64][kStageLd] (row-major). The
 // caller has synchronised so that no warp still reads what staging overlays.
-M2_DEVICE void StoreTile(float* staging, const TcAcc (&acc)[2]) {
+template <typename Op>
+M2_DEVICE void StoreTile(float* staging, const TcAcc<Op> (&acc)[2]) {
   const int warp = int(threadIdx.x) / 32;
   const int row0 = 16 * (warp % 4), col0 = 32 * (warp / 4);
   M2_UNROLL
   for (int j = 0; j < 2; ++j)
-    wmma::store_matrix_sync(staging + row0 * kTcTileLd + col0 + 16 * j, acc[j], unsigned(kTcTileLd),
+    wmma::store_matrix_sync(staging + row0 * kStageLd + col0 + 16 * j, acc[j], unsigned(kStageLd),
                             wmma::mem_row_major);
 }
 
@@ -77,18 +108,22 @@ M2_DEVICE void StoreTile(float* staging, const TcAcc (&acc)[2]) {
 M2_DEVICE void CopyOutTile(const float* staging, float* dst, int64_t ld, int64_t rows, int64_t cols) {
   for (int e = int(threadIdx.x); e < kTcTile * kTcTile; e += kBlock) {
     const int r = e / kTcTile, j = e % kTcTile;
-    if (r < rows && j < cols) dst[r * ld + j] = staging[r * kTcTileLd + j];
+    if (r < rows && j < cols) dst[r * ld + j] = staging[r * kStageLd + j];
   }
 }
 
-M2_DEVICE void ZeroAcc(TcAcc (&acc)[2]) {
+template <typename Op>
+M2_DEVICE void ZeroAcc(TcAcc<Op> (&acc)[2]) {
   wmma::fill_fragment(acc[0], 0.0f);
   wmma::fill_fragment(acc[1], 0.0f);
 }
 
 // cb[l][s] = C_l . B_s for the 64x64 tile (l0, s0), s0 <= l0, of one (seq, chunk, group).
+template <typename Op>
 __global__ void SsdCbKernel(cuda_args::ScanParams p, int64_t chunk, int64_t n_chunks, cuda_args::SsdScratch sc) {
   M2_GRID_DEPENDENCY();
+  using T = typename Op::T;
+  constexpr int kLd = Op::kSlabLd;
   const int64_t s = blockIdx.x / n_chunks, c = blockIdx.x - s * n_chunks, g = blockIdx.y;
   const int64_t tiles = CeilDiv(chunk, kTcTile);
   const int64_t lt = blockIdx.z / tiles, st = blockIdx.z - lt * tiles;
@@ -96,46 +131,50 @@ __global__ void SsdCbKernel(cuda_args::ScanParams p, int64_t chunk, int64_t n_ch
   const int64_t l0 = lt * kTcTile, s0 = st * kTcTile;
   if (st > lt || l0 >= len) return;  // the whole block: above the diagonal or past the end
   const int64_t N = p.d_state, row0 = s * p.seq_len + start;
-  __shared__ __align__(32) float smem[2 * kTcTile * kTcSlabLd];
-  float* cs = smem;                       // [64 l][slab]
-  float* bs = smem + kTcTile * kTcSlabLd;  // [64 s][slab]
+  __shared__ __align__(32) unsigned char smem[TcSmemBytes<Op>(2 * kTcTile * kLd)];
+  T* cs = reinterpret_cast<T*>(smem);  // [64 l][slab]
+  T* bs = cs + kTcTile * kLd;           // [64 s][slab]
   const int tid = int(threadIdx.x);
-  TcAcc acc[2];
-  ZeroAcc(acc);
+  TcAcc<Op> acc[2];
+  ZeroAcc<Op>(acc);
   for (int64_t n0 = 0; n0 < N; n0 += kTcSlab) {
     for (int e = tid; e < kTcTile * kTcSlab; e += kBlock) {
       const int r = e / kTcSlab, k = e % kTcSlab;
       const int64_t n = n0 + k;
-      cs[r * kTcSlabLd + k] = (l0 + r < len && n < N) ? Tf32(Get(p.C, row0 + l0 + r, g * N + n)) : 0.0f;
-      bs[r * kTcSlabLd + k] = (s0 + r < len && n < N) ? Tf32(Get(p.B, row0 + s0 + r, g * N + n)) : 0.0f;
+      cs[r * kLd + k] = (l0 + r < len && n < N) ? Op::From(Get(p.C, row0 + l0 + r, g * N + n)) : Op::Zero();
+      bs[r * kLd + k] = (s0 + r < len && n < N) ? Op::From(Get(p.B, row0 + s0 + r, g * N + n)) : Op::Zero();
     }
     __syncthreads();
-    WarpTileMma<wmma::row_major, wmma::col_major>(cs, kTcSlabLd, bs, kTcSlabLd, kTcSlab, acc);
+    WarpTileMma<Op, wmma::row_major, wmma::col_major>(cs, kLd, bs, kLd, kTcSlab, acc);
     __syncthreads();
   }
-  StoreTile(smem, acc);
+  float* staging = reinterpret_cast<float*>(smem);
+  StoreTile<Op>(staging, acc);
   __syncthreads();
   float* cb = sc.cb + ((s * n_chunks + c) * p.n_groups + g) * chunk * chunk;
-  CopyOutTile(smem, cb + l0 * chunk + s0, chunk, len - l0, len - s0);
+  CopyOutTile(staging, cb + l0 * chunk + s0, chunk, len - l0, len - s0);
 }
 
 // S_c[p, n] = sum_s exp(acum_last - acum_s) dt_s x_s[p] B_s[n] for a 64x64 (p, n) tile of one
 // (seq, chunk, head): the product of the weighted x^T [p x len] and B [len x n].
+template <typename Op>
 __global__ void SsdChunkStateTcKernel(cuda_args::ScanParams p, int64_t chunk, int64_t n_chunks,
                                       cuda_args::SsdScratch sc) {
   M2_GRID_DEPENDENCY();
+  using T = typename Op::T;
+  constexpr int kLd = Op::kTileLd;
   const auto [s, c, hh, g, start, len, sh, base, row0] = LocateChunk(p, chunk, n_chunks);
   const int64_t P = p.head_dim, N = p.d_state;
   const int64_t p_tiles = CeilDiv(P, kTcTile);
   const int64_t p0 = (blockIdx.z % p_tiles) * kTcTile, n0 = (blockIdx.z / p_tiles) * kTcTile;
   const double last = sc.chunk_acum[sh * n_chunks + c];
-  __shared__ __align__(32) float smem[2 * kTcSlab * kTcTileLd];  // also the 64-row output staging
+  __shared__ __align__(32) unsigned char smem[TcSmemBytes<Op>(2 * kTcSlab * kLd)];  // also the output staging
   __shared__ float wt[kTcSlab];
-  float* xs = smem;                         // [slab s][64 p]
-  float* bs = smem + kTcSlab * kTcTileLd;    // [slab s][64 n]
+  T* xs = reinterpret_cast<T*>(smem);  // [slab s][64 p]
+  T* bs = xs + kTcSlab * kLd;           // [slab s][64 n]
   const int tid = int(threadIdx.x);
-  TcAcc acc[2];
-  ZeroAcc(acc);
+  TcAcc<Op> acc[2];
+  ZeroAcc<Op>(acc);
   for (int64_t k0 = 0; k0 < len; k0 += kTcSlab) {
     if (tid < kTcSlab) {
       const int64_t k = k0 + tid;
@@ -145,26 +184,29 @@ __global__ void SsdChunkStateTcKernel(cuda_args::ScanParams p, int64_t chunk, in
     for (int e = tid; e < kTcSlab * kTcTile; e += kBlock) {
       const int kk = e / kTcTile, j = e % kTcTile;
       const int64_t k = k0 + kk, row = row0 + k;
-      xs[kk * kTcTileLd + j] = (k < len && p0 + j < P) ? Tf32(Get(p.x, row, hh * P + p0 + j) * wt[kk]) : 0.0f;
-      bs[kk * kTcTileLd + j] = (k < len && n0 + j < N) ? Tf32(Get(p.B, row, g * N + n0 + j)) : 0.0f;
+      xs[kk * kLd + j] = (k < len && p0 + j < P) ? Op::From(Get(p.x, row, hh * P + p0 + j) * wt[kk]) : Op::Zero();
+      bs[kk * kLd + j] = (k < len && n0 + j < N) ? Op::From(Get(p.B, row, g * N + n0 + j)) : Op::Zero();
     }
     __syncthreads();
-    WarpTileMma<wmma::col_major, wmma::row_major>(xs, kTcTileLd, bs, kTcTileLd, kTcSlab, acc);
+    WarpTileMma<Op, wmma::col_major, wmma::row_major>(xs, kLd, bs, kLd, kTcSlab, acc);
     __syncthreads();
   }
-  static_assert(2 * kTcSlab >= kTcTile, "the staging tile fits in the operand buffer");
-  StoreTile(smem, acc);
+  float* staging = reinterpret_cast<float*>(smem);
+  StoreTile<Op>(staging, acc);
   __syncthreads();
   float* out = sc.states + (sh * n_chunks + c) * P * N;
-  CopyOutTile(smem, out + p0 * N + n0, N, P - p0, N - n0);
+  CopyOutTile(staging, out + p0 * N + n0, N, P - p0, N - n0);
 }
 
 // y for a 64-row (l) x 64-column (p) tile of one (seq, chunk, head), as SsdOutputKernel:
 //   exp(acum_l) C_l . H_in[p]  +  sum_{s<=l} cb[l][s] exp(acum_l - acum_s) dt_s x_s[p]  +  D x_l[p]
 // the first a product over d_state, the second over the chunk's positions.
+template <typename Op>
 __global__ void SsdOutputTcKernel(cuda_args::ScanParams p, int64_t chunk, int64_t n_chunks,
                                   cuda_args::SsdScratch sc) {
   M2_GRID_DEPENDENCY();
+  using T = typename Op::T;
+  constexpr int kSlabLd = Op::kSlabLd, kTileLd = Op::kTileLd;
   const auto [s, c, hh, g, start, len, sh, base, row0] = LocateChunk(p, chunk, n_chunks);
   const int64_t l_tiles = CeilDiv(chunk, kTcTile);
   const int64_t l0 = (blockIdx.z % l_tiles) * kTcTile, p0 = (blockIdx.z / l_tiles) * kTcTile;
@@ -173,7 +215,7 @@ __global__ void SsdOutputTcKernel(cuda_args::ScanParams p, int64_t chunk, int64_
   const float* h_in = sc.states + (sh * n_chunks + c) * P * N;
   const float* cb = sc.cb + ((s * n_chunks + c) * p.n_groups + g) * chunk * chunk;
 
-  __shared__ __align__(32) float smem[2 * kTcTile * kTcTileLd];
+  __shared__ __align__(32) unsigned char smem[TcSmemBytes<Op>(2 * kTcTile * kTileLd)];
   __shared__ double acum_l[kTcTile];
   __shared__ double acum_s[kTcTile];
   __shared__ float decay_l[kTcTile];
@@ -185,26 +227,27 @@ __global__ void SsdOutputTcKernel(cuda_args::ScanParams p, int64_t chunk, int64_
   }
   __syncthreads();
 
-  TcAcc acc[2];
-  ZeroAcc(acc);
+  TcAcc<Op> acc[2];
+  ZeroAcc<Op>(acc);
   // Off-diagonal: (exp(acum_l) C_l) [64 x d_state] times H_in^T [d_state x 64].
-  float* cs = smem;                         // [64 l][slab]
-  float* hs = smem + kTcTile * kTcSlabLd;    // [64 p][slab]
+  T* cs = reinterpret_cast<T*>(smem);  // [64 l][slab]
+  T* hs = cs + kTcTile * kSlabLd;       // [64 p][slab]
   for (int64_t n0 = 0; n0 < N; n0 += kTcSlab) {
     for (int e = tid; e < kTcTile * kTcSlab; e += kBlock) {
       const int r = e / kTcSlab, k = e % kTcSlab;
       const int64_t n = n0 + k;
-      cs[r * kTcSlabLd + k] = (l0 + r < len && n < N) ? Tf32(decay_l[r] * Get(p.C, row0 + l0 + r, g * N + n)) : 0.0f;
-      hs[r * kTcSlabLd + k] = (p0 + r < P && n < N) ? Tf32(h_in[(p0 + r) * N + n]) : 0.0f;
+      cs[r * kSlabLd + k] =
+          (l0 + r < len && n < N) ? Op::From(decay_l[r] * Get(p.C, row0 + l0 + r, g * N + n)) : Op::Zero();
+      hs[r * kSlabLd + k] = (p0 + r < P && n < N) ? Op::From(h_in[(p0 + r) * N + n]) : Op::Zero();
     }
     __syncthreads();
-    WarpTileMma<wmma::row_major, wmma::col_major>(cs, kTcSlabLd, hs, kTcSlabLd, kTcSlab, acc);
+    WarpTileMma<Op, wmma::row_major, wmma::col_major>(cs, kSlabLd, hs, kSlabLd, kTcSlab, acc);
     __syncthreads();
   }
 
   // Diagonal blocks: the masked, decayed, dt-scaled cb [64 l x 64 s] times x [64 s x 64 p].
-  float* ms = smem;                         // [64 l][64 s]
-  float* xs = smem + kTcTile * kTcTileLd;    // [64 s][64 p]
+  T* ms = reinterpret_cast<T*>(smem);  // [64 l][64 s]
+  T* xs = ms + kTcTile * kTileLd;       // [64 s][64 p]
   const int64_t s_end = Min64(l0 + kTcTile, len);
   for (int64_t s0 = 0; s0 < s_end; s0 += kTcTile) {
     if (tid < kTcTile) {
@@ -216,16 +259,18 @@ __global__ void SsdOutputTcKernel(cuda_args::ScanParams p, int64_t chunk, int64_
     for (int e = tid; e < kTcTile * kTcTile; e += kBlock) {
       const int r = e / kTcTile, j = e % kTcTile;
       const int64_t l = l0 + r, si = s0 + j;
-      ms[r * kTcTileLd + j] =
-          (si <= l && l < len) ? Tf32(DiagWeight(cb[l * chunk + si], acum_l[r], acum_s[j], dt_s[j])) : 0.0f;
-      xs[r * kTcTileLd + j] = (s0 + r < len && p0 + j < P) ? Tf32(Get(p.x, row0 + s0 + r, hh * P + p0 + j)) : 0.0f;
+      ms[r * kTileLd + j] =
+          (si <= l && l < len) ? Op::From(DiagWeight(cb[l * chunk + si], acum_l[r], acum_s[j], dt_s[j])) : Op::Zero();
+      xs[r * kTileLd + j] =
+          (s0 + r < len && p0 + j < P) ? Op::From(Get(p.x, row0 + s0 + r, hh * P + p0 + j)) : Op::Zero();
     }
     __syncthreads();
-    WarpTileMma<wmma::row_major, wmma::row_major>(ms, kTcTileLd, xs, kTcTileLd, kTcTile, acc);
+    WarpTileMma<Op, wmma::row_major, wmma::row_major>(ms, kTileLd, xs, kTileLd, kTcTile, acc);
     __syncthreads();
   }
 
-  StoreTile(smem, acc);
+  float* staging = reinterpret_cast<float*>(smem);
+  StoreTile<Op>(staging, acc);
   __syncthreads();
   const float Dh = p.D[hh];
   for (int e = tid; e < kTcTile * kTcTile; e += kBlock) {
@@ -233,7 +278,7 @@ __global__ void SsdOutputTcKernel(cuda_args::ScanParams p, int64_t chunk, int64_
     const int64_t l = l0 + r, pp = p0 + j;
     if (l < len && pp < P) {
       const int64_t row = row0 + l;
-      Put(p.y, row, hh * P + pp, smem[r * kTcTileLd + j] + Dh * Get(p.x, row, hh * P + pp));
+      Put(p.y, row, hh * P + pp, staging[r * kStageLd + j] + Dh * Get(p.x, row, hh * P + pp));
     }
   }
 }
