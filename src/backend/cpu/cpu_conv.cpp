@@ -32,8 +32,17 @@ void ConvBlock(const Mat& xbc, int64_t row0, int64_t seq_len, int64_t c0, int64_
     const float* win[kMaxConv];  // win[k]: position t - W + 1 + k
     for (int64_t k = 0; k < W; ++k) win[k] = ring[(t + 1 + k) % W];
     float* dst = out.row(row0 + t) + c0;
-    for (int64_t c = 0; c < nc; c += kLanes) {
-      const int n = int(std::min<int64_t>(kLanes, nc - c));
+    // Whole vectors with plain loads and stores, the tail masked: masked ones on every vector
+    // (vmaskmovps, slow on AMD) made this loop ~2.7x slower on an AVX2 Zen 3 (130m shape,
+    // 2048-token prefill: 153-183 ms of convs, 53-75 ms with plain ones).
+    int64_t c = 0;
+    for (; c + kLanes <= nc; c += kLanes) {
+      Vf acc = Load(b + c);
+      for (int64_t k = 0; k < W; ++k) acc = Fma(Load(wt[k] + c), Load(win[k] + c), acc);
+      Store(dst + c, Silu(acc));
+    }
+    if (c < nc) {
+      const int n = int(nc - c);
       Vf acc = LoadN(b + c, n);
       for (int64_t k = 0; k < W; ++k) acc = Fma(LoadN(wt[k] + c, n), LoadN(win[k] + c, n), acc);
       StoreN(dst + c, Silu(acc), n);
