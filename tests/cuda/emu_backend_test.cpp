@@ -117,7 +117,7 @@ class EmuBackend final : public HostBackend {
   void RmsNormMatMul(Mat x, const TensorView& norm_weight, float eps, Mat normed, const TensorView& w,
                      Mat out) override {
     if (FusesNorm(normed, w)) {
-      GemvWithNorm(cuda_args::RmsGemvNorm(x, norm_weight, eps, kNormBlocks), normed, w, out, false, nullptr);
+      GemvWithNorm(cuda_args::RmsGemvNorm(x, norm_weight, eps), normed, w, out, false, nullptr);
       return;
     }
     if (!PacksForHalfGemm(normed, w)) {
@@ -132,7 +132,7 @@ class EmuBackend final : public HostBackend {
   void GatedRmsNormMatMulAdd(Mat y, Mat z, const TensorView& norm_weight, int64_t group_size, float eps, Mat gated,
                              const TensorView& w, Mat out) override {
     if (FusesNorm(gated, w)) {
-      GemvWithNorm(cuda_args::GatedGemvNorm(y, z, norm_weight, group_size, eps, kNormBlocks), gated, w, out, true,
+      GemvWithNorm(cuda_args::GatedGemvNorm(y, z, norm_weight, group_size, eps), gated, w, out, true,
                    nullptr);
       return;
     }
@@ -171,7 +171,7 @@ class EmuBackend final : public HostBackend {
     }
     const cuda_args::GemvConv conv =
         StepConv(out, conv_begin, x.rows, slots, dims, conv_state, conv_weight, conv_bias, conv_out);
-    GemvWithNorm(cuda_args::RmsGemvNorm(x, norm_weight, eps, kNormBlocks), normed, w, out, false, &conv);
+    GemvWithNorm(cuda_args::RmsGemvNorm(x, norm_weight, eps), normed, w, out, false, &conv);
   }
 
   void ConvPrefill(Mat xbc, int64_t n_seqs, int64_t seq_len, const int32_t* slots, const MixerDims& dims,
@@ -238,8 +238,6 @@ class EmuBackend final : public HostBackend {
  private:
   static bool PacksForHalfGemm(const Mat& x, const TensorView& w) { return cuda_args::PacksForHalfGemm(true, x, w); }
   static bool FusesNorm(const Mat& normed, const TensorView& w) { return cuda_args::FusesNorm(true, true, normed, w); }
-  // Few blocks, so that each walks several column groups as on a device with many columns.
-  static constexpr int64_t kNormBlocks = 3;
   void GemvWithNorm(const cuda_args::GemvNorm& nm, const Mat& normed, const TensorView& w, Mat out, bool accumulate,
                     const cuda_args::GemvConv* conv) const {
     emu::LaunchGemv(normed.f32(), normed.rows, normed.ld, w.as<uint16_t>(), KernelDType(half_), w.shape[0],

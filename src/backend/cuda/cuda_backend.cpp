@@ -182,8 +182,6 @@ class CudaBackend final : public Backend {
     if (cudaGetDeviceProperties(&prop, device_) == cudaSuccess) device_name_ = prop.name;
     // The kernels' dependency wait exists from sm_90 on; elsewhere the launches stay in stream order.
     pdl_ = pdl_ && prop.major >= 9;
-    // A GEMV with its norm holds 47 KB of shared memory per block: about four blocks per SM.
-    gemv_norm_blocks_ = 4 * int64_t(prop.multiProcessorCount > 0 ? prop.multiProcessorCount : 32);
     return Status::Ok();
   }
 
@@ -323,7 +321,7 @@ class CudaBackend final : public Backend {
     if (FusesNorm(normed, w)) {
       CheckRmsNorm(x, norm_weight, normed);
       CHECK(!MayOverlap(x, out));  // other blocks still read x while one writes out
-      GemvWithNorm(cuda_args::RmsGemvNorm(x, norm_weight, eps, gemv_norm_blocks_), normed, w, out, false, nullptr);
+      GemvWithNorm(cuda_args::RmsGemvNorm(x, norm_weight, eps), normed, w, out, false, nullptr);
       return;
     }
     if (!PacksForHalfGemm(normed, w)) {
@@ -344,7 +342,7 @@ class CudaBackend final : public Backend {
       CheckGatedRmsNorm(y, z, norm_weight, gated);
       CHECK(group_size > 0 && y.cols % group_size == 0);
       CHECK(!MayOverlap(y, out) && !MayOverlap(z, out));
-      GemvWithNorm(cuda_args::GatedGemvNorm(y, z, norm_weight, group_size, eps, gemv_norm_blocks_), gated, w, out,
+      GemvWithNorm(cuda_args::GatedGemvNorm(y, z, norm_weight, group_size, eps), gated, w, out,
                    true, nullptr);
       return;
     }
@@ -392,7 +390,7 @@ class CudaBackend final : public Backend {
     CHECK(!MayOverlap(x, out) && !MayOverlap(x, conv_out));
     const cuda_args::GemvConv conv =
         StepConvArgs(out, conv_begin, x.rows, slots, dims, conv_state, conv_weight, conv_bias, conv_out);
-    GemvWithNorm(cuda_args::RmsGemvNorm(x, norm_weight, eps, gemv_norm_blocks_), normed, w, out, false, &conv);
+    GemvWithNorm(cuda_args::RmsGemvNorm(x, norm_weight, eps), normed, w, out, false, &conv);
   }
 
   void ConvPrefill(Mat xbc, int64_t n_seqs, int64_t seq_len, const int32_t* slots, const MixerDims& dims,
@@ -609,7 +607,6 @@ class CudaBackend final : public Backend {
   bool gemv_;
   bool gemv_norms_;
   bool pdl_;
-  int64_t gemv_norm_blocks_ = 128;
   DType intermediates_;
   int scan_products_;
   std::string device_name_ = "cuda device";

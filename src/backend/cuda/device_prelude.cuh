@@ -5,6 +5,8 @@
 
 #include <cuda_runtime.h>
 
+#include <atomic>
+
 #include "backend/cuda/cuda_check.h"
 
 #define M2_HD __host__ __device__ __forceinline__
@@ -31,6 +33,23 @@ void LaunchKernel(void (*kernel)(KArgs...), dim3 grid, dim3 block, cudaStream_t 
     cfg.numAttrs = 1;
   }
   CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, static_cast<KArgs>(args)...));
+}
+
+// How many blocks of `kernel` (block_threads each, static shared memory only) the current device
+// runs at once: the grid of a kernel that loops over its work. Asked once per kernel and device.
+template <typename... KArgs>
+int ResidentBlocks(void (*kernel)(KArgs...), int block_threads) {
+  static std::atomic<int> cached[64] = {};
+  int dev = 0;
+  CUDA_CHECK(cudaGetDevice(&dev));
+  std::atomic<int>& c = cached[dev & 63];
+  if (c.load() == 0) {
+    int sms = 0, per_sm = 0;
+    CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+    CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, block_threads, 0));
+    c.store(sms * per_sm > 0 ? sms * per_sm : 1);
+  }
+  return c.load();
 }
 
 }  // namespace mamba2::cuda

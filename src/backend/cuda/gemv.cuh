@@ -35,7 +35,7 @@ M2_DEVICE const float* GemvNormRows(const cuda_args::GemvNorm& nm, int64_t K) {
   const F32Rows out{rows, K};
   M2_UNROLL
   for (int r = 0; r < R; ++r) {
-    if (kNorm == cuda_args::kRms) {
+    if constexpr (kNorm == cuda_args::kRms) {
       RmsNormRow(nm.x + r * nm.x_ld, r, nm.w, nm.eps, out, K);
     } else {
       for (int64_t g0 = 0; g0 < K; g0 += nm.group_size)
@@ -70,7 +70,7 @@ __global__ void GemvKernel(const float* x, int64_t x_ld, const uint16_t* w, int6
   const int64_t n_vec = K / 8;
   int64_t n = int64_t(blockIdx.x) * cols_per_block + warp_col;
   Halves8 wv[kGemvUnroll];
-  if (kNorm != cuda_args::kNoNorm) {
+  if constexpr (kNorm != cuda_args::kNoNorm) {  // constexpr: the plain product holds no shared memory
     if (n < N) LoadPieces(wv, reinterpret_cast<const Halves8*>(w + n * K), lane, n_vec);
     x = GemvNormRows<R, kNorm>(nm, K);  // every thread: block barriers
     x_ld = K;
@@ -119,26 +119,33 @@ __global__ void GemvKernel(const float* x, int64_t x_ld, const uint16_t* w, int6
   }
 }
 
-// One wave of column groups per block without a norm; with one, at most nm.blocks blocks, as
-// evenly loaded as that allows.
-inline unsigned GemvBlocks(int64_t N, const cuda_args::GemvNorm& nm) {
+// A block per group of columns; with a norm, at most `resident` blocks (what the device holds at
+// once), each taking as many groups as the others give or take one.
+inline unsigned GemvBlocks(int64_t N, int kNorm, int64_t resident) {
   const int64_t groups = CeilDiv(N, kBlock / 32);
-  if (nm.kind == cuda_args::kNoNorm || nm.blocks <= 0 || groups <= nm.blocks) return unsigned(groups);
-  const int64_t per_block = (groups + nm.blocks - 1) / nm.blocks;
+  if (kNorm == cuda_args::kNoNorm || groups <= resident) return unsigned(groups);
+  const int64_t per_block = (groups + resident - 1) / resident;
   return CeilDiv(groups, per_block);
+}
+
+template <int R, bool kConv, int kHalf, int kNorm>
+void LaunchGemvKernel(const float* x, int64_t x_ld, const uint16_t* w, int64_t N, int64_t K,
+                      const cuda_args::ActView& out, int accumulate, const cuda_args::GemvConv& conv,
+                      const cuda_args::GemvNorm& nm, cudaStream_t stream) {
+  const auto kernel = GemvKernel<R, kConv, kHalf, kNorm>;
+  const int64_t resident = kNorm == cuda_args::kNoNorm ? 0 : ResidentBlocks(kernel, kBlock);
+  M2_LAUNCH(kernel, dim3(GemvBlocks(N, kNorm, resident)), dim3(kBlock), stream, x, x_ld, w, N, K, out, accumulate,
+            conv, nm);
 }
 
 template <int R, int kHalf, int kNorm>
 void LaunchGemvNorm(const float* x, int64_t x_ld, const uint16_t* w, int64_t N, int64_t K,
                     const cuda_args::ActView& out, int accumulate, const cuda_args::GemvConv* conv,
                     const cuda_args::GemvNorm& nm, cudaStream_t stream) {
-  const dim3 grid(GemvBlocks(N, nm)), block(kBlock);
   if (conv)
-    M2_LAUNCH((GemvKernel<R, true, kHalf, kNorm>), grid, block, stream, x, x_ld, w, N, K, out, accumulate, *conv,
-              nm);
+    LaunchGemvKernel<R, true, kHalf, kNorm>(x, x_ld, w, N, K, out, accumulate, *conv, nm, stream);
   else
-    M2_LAUNCH((GemvKernel<R, false, kHalf, kNorm>), grid, block, stream, x, x_ld, w, N, K, out, accumulate,
-              cuda_args::GemvConv{}, nm);
+    LaunchGemvKernel<R, false, kHalf, kNorm>(x, x_ld, w, N, K, out, accumulate, cuda_args::GemvConv{}, nm, stream);
 }
 
 template <int R, int kHalf>

@@ -118,9 +118,9 @@ struct GemvConv {
 
 // A norm computed by every block of the decode product (gemv.cuh) into shared memory ahead of
 // its columns, in place of a norm kernel of its own: kind kRms normalises the fp32 rows x,
-// kGated the gated rows y * silu(z) in groups of group_size. `blocks` caps the grid (each block
-// then takes several column groups, so the norm is computed a few hundred times, not once per
-// eight columns).
+// kGated the gated rows y * silu(z) in groups of group_size. The grid is then what the device
+// holds at once, each block taking several column groups, so the norm is computed a few hundred
+// times, not once per eight columns.
 enum GemvNormKind : int { kNoNorm = 0, kRms = 1, kGated = 2 };
 struct GemvNorm {
   int kind = kNoNorm;
@@ -130,7 +130,6 @@ struct GemvNorm {
   const float* w = nullptr;  // [K]
   int64_t group_size = 0;
   float eps = 0.0f;
-  int64_t blocks = 0;
 };
 // The normalised rows live in shared memory: rows * K floats at most (47 KB: static shared memory
 // stops at 48 KB per block, and the block sums need a little).

@@ -97,18 +97,16 @@ inline bool PacksForHalfGemm(bool gemv_on, const Mat& x, const TensorView& w) {
 inline bool FusesNorm(bool gemv_on, bool norms_on, const Mat& normed, const TensorView& w) {
   return norms_on && UsesGemv(gemv_on, normed, w) && GemvNormFits(normed.rows, w.shape[1]);
 }
-inline GemvNorm RmsGemvNorm(const Mat& x, const TensorView& weight, float eps, int64_t blocks) {
+inline GemvNorm RmsGemvNorm(const Mat& x, const TensorView& weight, float eps) {
   GemvNorm nm;
   nm.kind = kRms;
   nm.x = static_cast<const float*>(x.f32());
   nm.x_ld = x.ld;
   nm.w = weight.as<float>();
   nm.eps = eps;
-  nm.blocks = blocks;
   return nm;
 }
-inline GemvNorm GatedGemvNorm(const Mat& y, const Mat& z, const TensorView& weight, int64_t group_size, float eps,
-                              int64_t blocks) {
+inline GemvNorm GatedGemvNorm(const Mat& y, const Mat& z, const TensorView& weight, int64_t group_size, float eps) {
   GemvNorm nm;
   nm.kind = kGated;
   nm.y = Act(y);
@@ -116,7 +114,6 @@ inline GemvNorm GatedGemvNorm(const Mat& y, const Mat& z, const TensorView& weig
   nm.w = weight.as<float>();
   nm.group_size = group_size;
   nm.eps = eps;
-  nm.blocks = blocks;
   return nm;
 }
 
