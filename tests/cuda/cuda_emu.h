@@ -207,4 +207,9 @@ int ResidentBlocks(Kernel, int /*block_threads*/) {
 #define M2_GRID_DEPENDENCY() \
   do {                       \
   } while (0)
+#define M2_GRID_DEPENDENCY_AFTER_PREFETCH(p, bytes) \
+  do {                                              \
+    (void)(p);                                      \
+    (void)(bytes);                                  \
+  } while (0)
 #define M2_LAUNCH(kernel, grid, block, stream, ...) ::mamba2::cuda_emu::EmuLaunch(kernel, grid, block, __VA_ARGS__)

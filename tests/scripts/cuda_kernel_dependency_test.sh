@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Under programmatic dependent launch (MAMBA2_CUDA_PDL=1) a kernel may start before the one ahead
 # of it has finished, so every kernel the backend launches must open with M2_GRID_DEPENDENCY(),
-# the wait for what came before; a kernel without it would read stale data, on a GPU only. This
-# checks the kernel sources: each __global__ function's first statement is that wait.
+# the wait for what came before (or M2_GRID_DEPENDENCY_AFTER_PREFETCH, an L2 prefetch of weights
+# and then that wait); a kernel without it would read stale data, on a GPU only. This checks the
+# kernel sources: each __global__ function's first statement is that wait.
 #   bash cuda_kernel_dependency_test.sh <mamba2-binary> <repo-root>
 set -uo pipefail
 ROOT="$2"
@@ -16,7 +17,7 @@ for path in sys.argv[1:]:
         close = text.index(") {", m.end())
         first = text[close + 3:].lstrip().split("\n", 1)[0]
         kernels += 1
-        if not first.startswith("M2_GRID_DEPENDENCY();"):
+        if not (first.startswith("M2_GRID_DEPENDENCY();") or first.startswith("M2_GRID_DEPENDENCY_AFTER_PREFETCH(")):
             missing.append(f"{path}: {m.group(1)} starts with '{first.strip()}'")
 if kernels == 0:
     print("FAIL no kernels found"); sys.exit(1)

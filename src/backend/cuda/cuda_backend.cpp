@@ -313,8 +313,9 @@ class CudaBackend final : public Backend {
     HalfGemm(xh, x.rows, w, out, accumulate);
   }
 
-  // In the 16-bit modes (products the GEMV does not take) the norm writes the GEMM's packed
-  // operand directly: no fp32 rows written and read back by a packing pass.
+  // Where the product is the decode GEMV, the norm runs inside its blocks (gemv.cuh); in the
+  // 16-bit modes otherwise, the norm writes the GEMM's packed operand directly: no fp32 rows
+  // written and read back by a packing pass.
   void RmsNormMatMul(Mat x, const TensorView& norm_weight, float eps, Mat normed, const TensorView& w,
                      Mat out) override {
     Current();
@@ -342,8 +343,7 @@ class CudaBackend final : public Backend {
       CheckGatedRmsNorm(y, z, norm_weight, gated);
       CHECK(group_size > 0 && y.cols % group_size == 0);
       CHECK(!MayOverlap(y, out) && !MayOverlap(z, out));
-      GemvWithNorm(cuda_args::GatedGemvNorm(y, z, norm_weight, group_size, eps), gated, w, out,
-                   true, nullptr);
+      GemvWithNorm(cuda_args::GatedGemvNorm(y, z, norm_weight, group_size, eps), gated, w, out, true, nullptr);
       return;
     }
     if (!PacksForHalfGemm(gated, w)) {

@@ -61,10 +61,28 @@ int ResidentBlocks(void (*kernel)(KArgs...), int block_threads) {
 // one before it still runs: it lets the next one start too (its blocks are placed once all of
 // this kernel's have been), then waits until everything before it has finished and its writes
 // are visible. Without such a launch (or before sm_90) the wait returns at once.
+//
+// M2_GRID_DEPENDENCY_AFTER_PREFETCH(p, bytes) first asks L2 to fetch `bytes` from p (16-byte
+// aligned, a multiple of 16 bytes; null for none), data no kernel writes such as weights: under
+// a programmatic launch the fetch overlaps the end of the kernel ahead.
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
 #define M2_GRID_DEPENDENCY() asm volatile("griddepcontrol.launch_dependents;\n\tgriddepcontrol.wait;" ::: "memory")
+#define M2_GRID_DEPENDENCY_AFTER_PREFETCH(p, bytes)                                                       \
+  do {                                                                                                    \
+    const void* m2_prefetch_ = (p);                                                                       \
+    if (m2_prefetch_)                                                                                     \
+      asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(__cvta_generic_to_global(m2_prefetch_)), \
+                   "r"(unsigned(bytes))                                                                   \
+                   : "memory");                                                                           \
+    M2_GRID_DEPENDENCY();                                                                                 \
+  } while (0)
 #else
 #define M2_GRID_DEPENDENCY() \
   do {                       \
+  } while (0)
+#define M2_GRID_DEPENDENCY_AFTER_PREFETCH(p, bytes) \
+  do {                                              \
+    (void)(p);                                      \
+    (void)(bytes);                                  \
   } while (0)
 #endif

@@ -53,6 +53,14 @@ M2_DEVICE void LoadPieces(Halves8 (&wv)[kGemvUnroll], const Halves8* wr, int64_t
     if (v0 + 32 * u < n_vec) wv[u] = wr[v0 + 32 * u];
 }
 
+// The weight row of this warp's first column, or null past the last: what the kernel asks L2 for
+// before it waits for the kernel ahead (weights are no kernel's output), so that the stream is
+// under way at once, and under a programmatic launch already during that kernel's tail.
+M2_DEVICE const uint16_t* FirstColumnRow(const uint16_t* w, int64_t N, int64_t K) {
+  const int64_t n = int64_t(blockIdx.x) * (kBlock / 32) + (int64_t(threadIdx.x) >> 5);
+  return (threadIdx.x & 31) == 0 && n < N ? w + n * K : nullptr;
+}
+
 // kConv: the warp of column n in [conv.begin, conv.begin + conv_dim) also advances conv channel
 // n - conv.begin of every row: it is the only thread that produces that channel's input, so it
 // owns the channel's state.
@@ -64,7 +72,7 @@ M2_DEVICE void LoadPieces(Halves8 (&wv)[kGemvUnroll], const Halves8* wr, int64_t
 template <int R, bool kConv, int kHalf, int kNorm>
 __global__ void GemvKernel(const float* x, int64_t x_ld, const uint16_t* w, int64_t N, int64_t K,
                            cuda_args::ActView out, int accumulate, cuda_args::GemvConv conv, cuda_args::GemvNorm nm) {
-  M2_GRID_DEPENDENCY();
+  M2_GRID_DEPENDENCY_AFTER_PREFETCH(FirstColumnRow(w, N, K), K * int64_t(sizeof(uint16_t)));
   const int lane = int(threadIdx.x) & 31;
   const int64_t warp_col = int64_t(threadIdx.x) >> 5, cols_per_block = kBlock / 32;
   const int64_t n_vec = K / 8;
