@@ -171,7 +171,8 @@ class Backend {
     GatedRmsNorm(y, z, norm_weight, group_size, eps, gated);
     MatMul(gated, w, out, /*accumulate=*/true);
   }
-  // Decode's whole front of a layer: RmsNorm of x into normed, then MatMulConvStep of normed.
+  // Decode's whole front of a layer: RmsNorm of x into normed, then MatMulConvStep of normed
+  // (normed unspecified afterwards, as above: cuda computes the norm inside its GEMV's blocks).
   virtual void RmsNormMatMulConvStep(Mat x, const TensorView& norm_weight, float eps, Mat normed,
                                      const TensorView& w, Mat out, int64_t conv_begin, const int32_t* slots,
                                      const MixerDims& dims, float* conv_state, const TensorView& conv_weight,
