@@ -434,7 +434,9 @@ TEST(CudaMatMul, FusedNormsEqualTheTwoOps) {
             const auto fused = NormThenProductOn(*b, in, normed0, out0, group, gated, true);
             const auto apart = NormThenProductOn(*b, in, normed0, out0, group, gated, false);
             EXPECT_EQ(fused.first, apart.first) << what << ": product";
-            if (in_gemv) EXPECT_EQ(fused.second, normed0.buf) << what << ": normed was written: the norm ran apart";
+            if (in_gemv) {
+              EXPECT_EQ(fused.second, normed0.buf) << what << ": normed was written: the norm ran apart";
+            }
           }
       // The whole front of a decode layer: norm, in_proj and the conv step in one kernel.
       const MixerShape shape{4, 16, 16, 1};
