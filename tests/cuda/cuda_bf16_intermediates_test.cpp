@@ -173,7 +173,8 @@ TEST_P(Bf16Intermediates, ProductsWriteTheirSumsRounded) {
         return mem.Download(out, out0).buf;
       };
       const std::vector<float> want = RoundedBf16(run(DType::F32)), got = run(DType::BF16);
-      const std::string what = GetParam() + " rows " + std::to_string(rows) + (with_norm ? " RmsNormMatMul" : " MatMul");
+      const std::string what =
+          GetParam() + " rows " + std::to_string(rows) + (with_norm ? " RmsNormMatMul" : " MatMul");
       if (rows <= 8 || exact_gemm) {
         EXPECT_EQ(got, want) << what;
         continue;

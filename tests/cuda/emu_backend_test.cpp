@@ -247,7 +247,8 @@ class EmuBackend final : public HostBackend {
                                       const MixerDims& dims, float* conv_state, const TensorView& weight,
                                       const TensorView& bias, Mat conv_out) {
     cuda_args::GemvConv conv;
-    conv.conv = ConvArgs(out.Cols(conv_begin, dims.conv_dim()), rows, 1, slots, dims, conv_state, weight, bias, conv_out);
+    conv.conv =
+        ConvArgs(out.Cols(conv_begin, dims.conv_dim()), rows, 1, slots, dims, conv_state, weight, bias, conv_out);
     conv.begin = conv_begin;
     return conv;
   }
@@ -323,7 +324,8 @@ TEST(CudaEmulator, GemvKernelAgainstRoundedOperands) {
           for (uint16_t& v : w) v = half == cuda_args::kBF16 ? F32ToBF16(uni(gen)) : F32ToF16(uni(gen));
           std::vector<float> out(size_t((rows + 1) * out_ld), -7.0f);
           const cuda_args::ActView out_view{out.data(), out_ld, cuda_args::kF32};
-          emu::LaunchGemv(x.data(), rows, x_ld, w.data(), half, N, K, out_view, /*accumulate=*/false, nullptr, nullptr, nullptr);
+          emu::LaunchGemv(x.data(), rows, x_ld, w.data(), half, N, K, out_view, /*accumulate=*/false, nullptr, nullptr,
+                          nullptr);
           double err2 = 0.0, ref2 = 0.0;
           for (int64_t r = 0; r <= rows; ++r)
             for (int64_t n = 0; n < out_ld; ++n) {

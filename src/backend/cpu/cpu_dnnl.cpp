@@ -53,13 +53,13 @@ class Bf16Cache {
   }
   dnnl_engine_t engine() const { return engine_; }
 
-  // Null only for an accumulating product this oneDNN has no sum post-op for (the caller then
-  // adds a plain product itself); a plain product is always there where HaveBf16Gemm().
-  const Bf16Primitive* Find(int64_t rows, int64_t cols, int64_t k, int64_t ldo, bool accumulate) {
+  // accumulate: with a sum post-op (out += product), which oneDNN's matmul has wherever it has
+  // the bf16 matmul itself (HaveBf16Gemm).
+  const Bf16Primitive& Find(int64_t rows, int64_t cols, int64_t k, int64_t ldo, bool accumulate) {
     std::lock_guard<std::mutex> lock(mu_);
     const auto key = std::make_tuple(rows, cols, k, ldo, accumulate);
     auto it = cache_.find(key);
-    if (it != cache_.end()) return it->second.prim ? &it->second : nullptr;
+    if (it != cache_.end()) return it->second;
     Bf16Primitive p;
     const dnnl_dims_t src_dims = {rows, k}, wei_dims = {k, cols}, dst_dims = {rows, cols};
     const dnnl_dims_t wei_strides = {1, k}, dst_strides = {ldo, 1};
@@ -79,19 +79,14 @@ class Bf16Cache {
     dnnl_matmul_desc_t md;
     DNNL_CHECK(dnnl_matmul_desc_init(&md, &p.src, &p.wei, nullptr, &p.dst));
     dnnl_primitive_desc_t pd = nullptr;
-    const dnnl_status_t made = dnnl_primitive_desc_create(&pd, &md, attr, engine_, nullptr);
+    DNNL_CHECK(dnnl_primitive_desc_create(&pd, &md, attr, engine_, nullptr));
     dnnl_primitive_attr_destroy(attr);
     if (post_ops) dnnl_post_ops_destroy(post_ops);
-    if (made != dnnl_success && accumulate) {
-      cache_.emplace(key, Bf16Primitive{});  // remembered as missing
-      return nullptr;
-    }
-    DNNL_CHECK(made);
     p.scratch = *dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
     p.scratch_bytes = dnnl_memory_desc_get_size(&p.scratch);
     DNNL_CHECK(dnnl_primitive_create(&p.prim, pd));
     dnnl_primitive_desc_destroy(pd);
-    return &cache_.emplace(key, p).first->second;
+    return cache_.emplace(key, p).first->second;
   }
 
  private:
@@ -147,16 +142,7 @@ void Bf16GemmTile(const uint16_t* x, const uint16_t* w, int64_t k, bool accumula
                   int64_t rows, int64_t cols) {
   SingleOmpThread();
   Bf16Cache& cache = Bf16Cache::Get();
-  const Bf16Primitive* found = cache.Find(rows, cols, k, ldo, accumulate);
-  if (!found) {  // no sum post-op: the product into a tile of this thread's, then added
-    thread_local std::vector<float> tile;
-    if (tile.size() < size_t(rows * cols)) tile.resize(size_t(rows * cols));
-    Bf16GemmTile(x, w, k, /*accumulate=*/false, tile.data(), cols, rows, cols);
-    for (int64_t r = 0; r < rows; ++r)
-      for (int64_t c = 0; c < cols; ++c) out[r * ldo + c] += tile[size_t(r * cols + c)];
-    return;
-  }
-  const Bf16Primitive& p = *found;
+  const Bf16Primitive& p = cache.Find(rows, cols, k, ldo, accumulate);
   thread_local ThreadStream ts;
   if (!ts.stream) DNNL_CHECK(dnnl_stream_create(&ts.stream, cache.engine(), dnnl_stream_default_flags));
   if (ts.scratch.size() < p.scratch_bytes) ts.scratch.resize(p.scratch_bytes);

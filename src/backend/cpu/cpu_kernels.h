@@ -11,10 +11,10 @@
 
 namespace mamba2::cpu {
 
-// out = x @ w^T (accumulate: out += x @ w^T); w [n, k] row-major in f32, f16 or bf16. Few rows: a threaded GEMV that streams
-// w once in its stored dtype, fp32 arithmetic. Many rows: one library GEMM tile per thread,
-// fp32 sgemm, or (bf16_gemm, w bf16) x rounded to bf16 into xb_scratch and a bf16 GEMM with
-// fp32 accumulation.
+// out = x @ w^T (accumulate: out += x @ w^T); w [n, k] row-major in f32, f16 or bf16. Few rows:
+// a threaded GEMV that streams w once in its stored dtype, fp32 arithmetic. Many rows: one
+// library GEMM tile per thread, fp32 sgemm, or (bf16_gemm, w bf16) x rounded to bf16 into
+// xb_scratch and a bf16 GEMM with fp32 accumulation.
 void MatMul(ThreadPool& pool, Mat x, const TensorView& w, Mat out, bool accumulate, bool bf16_gemm,
             std::vector<uint16_t>& xb_scratch);
 

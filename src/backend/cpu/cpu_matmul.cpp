@@ -106,7 +106,8 @@ void Gemv(ThreadPool& pool, Mat x, const TensorView& w, Mat out, bool accumulate
   // one thread idled at the end of every matmul while the other finished (13% of decode).
   // Pieces of >= 32 weight rows keep per-piece overhead small against streaming 32*k elements.
   const int64_t grain = std::max<int64_t>(32, n / (8 * int64_t(pool.n_threads())));
-  pool.ParallelForDynamic(n, grain, [&](int64_t n0, int64_t n1) { GemvRange(xr, int(x.rows), w, k, n0, n1, accumulate, outr); });
+  pool.ParallelForDynamic(n, grain,
+                          [&](int64_t n0, int64_t n1) { GemvRange(xr, int(x.rows), w, k, n0, n1, accumulate, outr); });
 }
 
 // Splits out [rows, n] into one tile per thread and calls tile(r0, r1, c0, c1) for each.

@@ -36,7 +36,8 @@ void RmsNorm(ThreadPool& pool, Mat x, const float* w, float eps, Mat out) {
   pool.ParallelFor(
       x.rows,
       [&](int64_t r0, int64_t r1) {
-        for (int64_t r = r0; r < r1; ++r) ScaleByWeight(x.row(r), InvRms(SumSquares(x.row(r), n), n, eps), w, n, out.row(r));
+        for (int64_t r = r0; r < r1; ++r)
+          ScaleByWeight(x.row(r), InvRms(SumSquares(x.row(r), n), n, eps), w, n, out.row(r));
       },
       RowsPerPiece(n));
 }

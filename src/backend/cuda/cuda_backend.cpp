@@ -514,7 +514,8 @@ class CudaBackend final : public Backend {
     // conv_out may alias the conv columns exactly; any other overlap would be read after being written.
     CHECK(SameView(out.Cols(conv_begin, dims.conv_dim()), conv_out) || !MayOverlap(out, conv_out));
     cuda_args::GemvConv conv;
-    conv.conv = ConvArgs(out.Cols(conv_begin, dims.conv_dim()), rows, 1, slots, dims, conv_state, weight, bias, conv_out);
+    conv.conv =
+        ConvArgs(out.Cols(conv_begin, dims.conv_dim()), rows, 1, slots, dims, conv_state, weight, bias, conv_out);
     conv.begin = conv_begin;
     return conv;
   }

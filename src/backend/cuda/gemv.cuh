@@ -53,11 +53,15 @@ M2_DEVICE void LoadPieces(Halves8 (&wv)[kGemvUnroll], const Halves8* wr, int64_t
     if (v0 + 32 * u < n_vec) wv[u] = wr[v0 + 32 * u];
 }
 
+// This warp's first column: warp w of block b takes column 8b + w, then (with a norm) every
+// gridDim.x * 8 columns on.
+M2_DEVICE int64_t FirstColumn() { return int64_t(blockIdx.x) * (kBlock / 32) + (int64_t(threadIdx.x) >> 5); }
+
 // The weight row of this warp's first column, or null past the last: what the kernel asks L2 for
 // before it waits for the kernel ahead (weights are no kernel's output), so that the stream is
 // under way at once, and under a programmatic launch already during that kernel's tail.
 M2_DEVICE const uint16_t* FirstColumnRow(const uint16_t* w, int64_t N, int64_t K) {
-  const int64_t n = int64_t(blockIdx.x) * (kBlock / 32) + (int64_t(threadIdx.x) >> 5);
+  const int64_t n = FirstColumn();
   return (threadIdx.x & 31) == 0 && n < N ? w + n * K : nullptr;
 }
 
@@ -74,16 +78,15 @@ __global__ void GemvKernel(const float* x, int64_t x_ld, const uint16_t* w, int6
                            cuda_args::ActView out, int accumulate, cuda_args::GemvConv conv, cuda_args::GemvNorm nm) {
   M2_GRID_DEPENDENCY_AFTER_PREFETCH(FirstColumnRow(w, N, K), K * int64_t(sizeof(uint16_t)));
   const int lane = int(threadIdx.x) & 31;
-  const int64_t warp_col = int64_t(threadIdx.x) >> 5, cols_per_block = kBlock / 32;
   const int64_t n_vec = K / 8;
-  int64_t n = int64_t(blockIdx.x) * cols_per_block + warp_col;
+  int64_t n = FirstColumn();
   Halves8 wv[kGemvUnroll];
   if constexpr (kNorm != cuda_args::kNoNorm) {  // constexpr: the plain product holds no shared memory
     if (n < N) LoadPieces(wv, reinterpret_cast<const Halves8*>(w + n * K), lane, n_vec);
     x = GemvNormRows<R, kNorm>(nm, K);  // every thread: block barriers
     x_ld = K;
   }
-  for (bool first = true; n < N; n += int64_t(gridDim.x) * cols_per_block, first = false) {  // whole warps
+  for (bool first = true; n < N; n += int64_t(gridDim.x) * (kBlock / 32), first = false) {  // whole warps
     // The conv channel this warp feeds, loaded now so that its latency hides behind the stream.
     const int64_t channel = n - conv.begin;
     const bool conv_lane = kConv && lane < R && channel >= 0 && channel < conv.conv.conv_dim;
