@@ -498,6 +498,10 @@ std::vector<ScanCase> ScanCases() {
           cases.push_back({small[si], n_seqs, len, q, false, emu});
         }
   for (int64_t q : {16, 256}) cases.push_back({small[2], 3, 3 * q + 5, q, true, q == 16});
+  // head_dim and d_state not multiples of 8, and a chunk not of 4: the kernels' rows of 8
+  // elements straddle the heads' and tiles' ends and are not 16-byte aligned (element loads).
+  cases.push_back({{3, 12, 20, 1}, 2, 45, 16, false, true});
+  cases.push_back({{2, 12, 20, 2}, 1, 150, 70, false, true});
   // Realistic heads: 130m (24 x 64, n 128) and 2.7b (80 x 64, n 128), g 1.
   cases.push_back({{24, 64, 128, 1}, 2, 300, 256, false, false});
   cases.push_back({{80, 64, 128, 1}, 1, 260, 256, false, false});

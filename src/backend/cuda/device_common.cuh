@@ -41,10 +41,90 @@ M2_HD void StoreElem(void* p, int dtype, int64_t i, float v) {
     static_cast<uint16_t*>(p)[i] = ToHalf(v, dtype);
 }
 
+// 16-byte pieces: a vector load or store where the address is aligned to 16 bytes.
+struct alignas(16) Halves8 {
+  uint16_t h[8];
+};
+struct alignas(16) Floats4 {
+  float v[4];
+};
+
+M2_DEVICE bool Aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
+
+// Elements i .. i+7 of a table of `dtype`, widened to fp32: those from `count` on are 0 and not
+// read (count <= 0: none read). Whole and 16-byte aligned, they are one or two vector loads: the
+// staging loops of the tensor-core scan would otherwise spend more instructions on loads than
+// the tensor cores spend on the product.
+M2_DEVICE void LoadRow8(const void* p, int dtype, int64_t i, int64_t count, float (&v)[8]) {
+  if (count >= 8) {
+    if (dtype == cuda_args::kF32) {
+      const float* f = static_cast<const float*>(p) + i;
+      if (Aligned16(f)) {
+        const Floats4 lo = reinterpret_cast<const Floats4*>(f)[0], hi = reinterpret_cast<const Floats4*>(f)[1];
+        M2_UNROLL
+        for (int k = 0; k < 4; ++k) {
+          v[k] = lo.v[k];
+          v[4 + k] = hi.v[k];
+        }
+        return;
+      }
+    } else {
+      const uint16_t* h = static_cast<const uint16_t*>(p) + i;
+      if (Aligned16(h)) {
+        const Halves8 w = *reinterpret_cast<const Halves8*>(h);
+        M2_UNROLL
+        for (int k = 0; k < 8; ++k) v[k] = HalfToF32(w.h[k], dtype);
+        return;
+      }
+    }
+  }
+  M2_UNROLL
+  for (int k = 0; k < 8; ++k) v[k] = k < count ? LoadElem(p, dtype, i + k) : 0.0f;
+}
+
+// The store of elements i .. i+7 of which only the first `count` exist (count <= 0: none).
+M2_DEVICE void StoreRow8(void* p, int dtype, int64_t i, int64_t count, const float (&v)[8]) {
+  if (count >= 8) {
+    if (dtype == cuda_args::kF32) {
+      float* f = static_cast<float*>(p) + i;
+      if (Aligned16(f)) {
+        Floats4 lo, hi;
+        M2_UNROLL
+        for (int k = 0; k < 4; ++k) {
+          lo.v[k] = v[k];
+          hi.v[k] = v[4 + k];
+        }
+        reinterpret_cast<Floats4*>(f)[0] = lo;
+        reinterpret_cast<Floats4*>(f)[1] = hi;
+        return;
+      }
+    } else {
+      uint16_t* h = static_cast<uint16_t*>(p) + i;
+      if (Aligned16(h)) {
+        Halves8 w;
+        M2_UNROLL
+        for (int k = 0; k < 8; ++k) w.h[k] = ToHalf(v[k], dtype);
+        *reinterpret_cast<Halves8*>(h) = w;
+        return;
+      }
+    }
+  }
+  M2_UNROLL
+  for (int k = 0; k < 8; ++k)
+    if (k < count) StoreElem(p, dtype, i + k, v[k]);
+}
+
 // Element (r, c) of an activation view, widened to fp32; its store; and v as such a store keeps it.
 M2_HD float Get(const cuda_args::ActView& a, int64_t r, int64_t c) { return LoadElem(a.data, a.type, r * a.ld + c); }
 M2_HD void Put(const cuda_args::ActView& a, int64_t r, int64_t c, float v) {
   StoreElem(a.data, a.type, r * a.ld + c, v);
+}
+// Elements (r, c .. c+7) of an activation view, of which the first `count` exist; their store.
+M2_DEVICE void GetRow8(const cuda_args::ActView& a, int64_t r, int64_t c, int64_t count, float (&v)[8]) {
+  LoadRow8(a.data, a.type, r * a.ld + c, count, v);
+}
+M2_DEVICE void PutRow8(const cuda_args::ActView& a, int64_t r, int64_t c, int64_t count, const float (&v)[8]) {
+  StoreRow8(a.data, a.type, r * a.ld + c, count, v);
 }
 M2_HD float Stored(const cuda_args::ActView& a, float v) {
   return a.type == cuda_args::kF32 ? v : HalfToF32(ToHalf(v, a.type), a.type);

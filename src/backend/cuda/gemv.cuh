@@ -18,13 +18,6 @@ namespace mamba2::M2_KERNEL_NS {
 
 constexpr int kGemvUnroll = 4;
 
-struct alignas(16) Halves8 {
-  uint16_t h[8];
-};
-struct alignas(16) Floats4 {
-  float v[4];
-};
-
 // The rows the product multiplies, when a norm makes them (kNorm != kNoNorm): every block
 // computes them into shared memory first, with the norm kernels' own code, so the product equals
 // the norm kernel followed by the plain product bit for bit. Saves the norm's launch and its

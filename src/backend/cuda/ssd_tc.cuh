@@ -42,7 +42,6 @@ struct TcTf32 {
   static constexpr int kK = 8;  // the fragment's k
   static constexpr int kSlabLd = kTcSlab + 4, kTileLd = kTcTile + 4;
   M2_DEVICE static T From(float v) { return Tf32(v); }
-  M2_DEVICE static T Zero() { return 0.0f; }
 };
 struct TcBf16 {
   using T = __nv_bfloat16;
@@ -50,11 +49,26 @@ struct TcBf16 {
   static constexpr int kK = 16;
   static constexpr int kSlabLd = kTcSlab + 8, kTileLd = kTcTile + 8;
   M2_DEVICE static T From(float v) { return __float2bfloat16(v); }
-  M2_DEVICE static T Zero() { return __float2bfloat16(0.0f); }
 };
 
 template <typename Op>
 using TcAcc = wmma::fragment<wmma::accumulator, 16, 16, Op::kK, float>;
+
+// Eight staged operands, rounded to the operand format, times `scale`, stored at dst (16-byte
+// aligned: the strides are, and the staging loops start a piece at every 8th element): one or
+// two vector stores. With the rows' loads of LoadRow8 a thread stages 8 elements for the index
+// arithmetic of one.
+template <typename Op>
+struct alignas(16) Ops8 {
+  typename Op::T t[8];
+};
+template <typename Op>
+M2_DEVICE void PutOps8(typename Op::T* dst, const float (&v)[8], float scale = 1.0f) {
+  Ops8<Op> o;
+  M2_UNROLL
+  for (int k = 0; k < 8; ++k) o.t[k] = Op::From(v[k] * scale);
+  *reinterpret_cast<Ops8<Op>*>(dst) = o;
+}
 
 // Shared memory of a kernel: `operand_elems` staged operands of Op, or the fp32 accumulator tile.
 template <typename Op>
@@ -106,9 +120,12 @@ M2_DEVICE void StoreTile(float* staging, const TcAcc<Op> (&acc)[2]) {
 // Copies the staged 64x64 tile to dst (its origin, row stride ld), only the rows < rows and
 // columns < cols that exist there.
 M2_DEVICE void CopyOutTile(const float* staging, float* dst, int64_t ld, int64_t rows, int64_t cols) {
-  for (int e = int(threadIdx.x); e < kTcTile * kTcTile; e += kBlock) {
-    const int r = e / kTcTile, j = e % kTcTile;
-    if (r < rows && j < cols) dst[r * ld + j] = staging[r * kStageLd + j];
+  for (int e = int(threadIdx.x); e < kTcTile * kTcTile / 8; e += kBlock) {
+    const int r = e / (kTcTile / 8), j = 8 * (e % (kTcTile / 8));
+    if (r >= rows) continue;
+    float v[8];
+    LoadRow8(staging, cuda_args::kF32, r * kStageLd + j, 8, v);
+    StoreRow8(dst, cuda_args::kF32, r * ld + j, cols - j, v);
   }
 }
 
@@ -138,11 +155,14 @@ __global__ void SsdCbKernel(cuda_args::ScanParams p, int64_t chunk, int64_t n_ch
   TcAcc<Op> acc[2];
   ZeroAcc<Op>(acc);
   for (int64_t n0 = 0; n0 < N; n0 += kTcSlab) {
-    for (int e = tid; e < kTcTile * kTcSlab; e += kBlock) {
-      const int r = e / kTcSlab, k = e % kTcSlab;
+    for (int e = tid; e < kTcTile * kTcSlab / 8; e += kBlock) {
+      const int r = e / (kTcSlab / 8), k = 8 * (e % (kTcSlab / 8));
       const int64_t n = n0 + k;
-      cs[r * kLd + k] = (l0 + r < len && n < N) ? Op::From(Get(p.C, row0 + l0 + r, g * N + n)) : Op::Zero();
-      bs[r * kLd + k] = (s0 + r < len && n < N) ? Op::From(Get(p.B, row0 + s0 + r, g * N + n)) : Op::Zero();
+      float v[8];
+      GetRow8(p.C, row0 + l0 + r, g * N + n, l0 + r < len ? N - n : 0, v);
+      PutOps8<Op>(cs + r * kLd + k, v);
+      GetRow8(p.B, row0 + s0 + r, g * N + n, s0 + r < len ? N - n : 0, v);
+      PutOps8<Op>(bs + r * kLd + k, v);
     }
     __syncthreads();
     WarpTileMma<Op, wmma::row_major, wmma::col_major>(cs, kLd, bs, kLd, kTcSlab, acc);
@@ -181,11 +201,14 @@ __global__ void SsdChunkStateTcKernel(cuda_args::ScanParams p, int64_t chunk, in
       wt[tid] = ChunkStateWeight(sc, base, last, k, len);
     }
     __syncthreads();
-    for (int e = tid; e < kTcSlab * kTcTile; e += kBlock) {
-      const int kk = e / kTcTile, j = e % kTcTile;
+    for (int e = tid; e < kTcSlab * kTcTile / 8; e += kBlock) {
+      const int kk = e / (kTcTile / 8), j = 8 * (e % (kTcTile / 8));
       const int64_t k = k0 + kk, row = row0 + k;
-      xs[kk * kLd + j] = (k < len && p0 + j < P) ? Op::From(Get(p.x, row, hh * P + p0 + j) * wt[kk]) : Op::Zero();
-      bs[kk * kLd + j] = (k < len && n0 + j < N) ? Op::From(Get(p.B, row, g * N + n0 + j)) : Op::Zero();
+      float v[8];
+      GetRow8(p.x, row, hh * P + p0 + j, k < len ? P - (p0 + j) : 0, v);
+      PutOps8<Op>(xs + kk * kLd + j, v, wt[kk]);
+      GetRow8(p.B, row, g * N + n0 + j, k < len ? N - (n0 + j) : 0, v);
+      PutOps8<Op>(bs + kk * kLd + j, v);
     }
     __syncthreads();
     WarpTileMma<Op, wmma::col_major, wmma::row_major>(xs, kLd, bs, kLd, kTcSlab, acc);
@@ -233,12 +256,14 @@ __global__ void SsdOutputTcKernel(cuda_args::ScanParams p, int64_t chunk, int64_
   T* cs = reinterpret_cast<T*>(smem);  // [64 l][slab]
   T* hs = cs + kTcTile * kSlabLd;       // [64 p][slab]
   for (int64_t n0 = 0; n0 < N; n0 += kTcSlab) {
-    for (int e = tid; e < kTcTile * kTcSlab; e += kBlock) {
-      const int r = e / kTcSlab, k = e % kTcSlab;
+    for (int e = tid; e < kTcTile * kTcSlab / 8; e += kBlock) {
+      const int r = e / (kTcSlab / 8), k = 8 * (e % (kTcSlab / 8));
       const int64_t n = n0 + k;
-      cs[r * kSlabLd + k] =
-          (l0 + r < len && n < N) ? Op::From(decay_l[r] * Get(p.C, row0 + l0 + r, g * N + n)) : Op::Zero();
-      hs[r * kSlabLd + k] = (p0 + r < P && n < N) ? Op::From(h_in[(p0 + r) * N + n]) : Op::Zero();
+      float v[8];
+      GetRow8(p.C, row0 + l0 + r, g * N + n, l0 + r < len ? N - n : 0, v);
+      PutOps8<Op>(cs + r * kSlabLd + k, v, decay_l[r]);
+      LoadRow8(h_in, cuda_args::kF32, (p0 + r) * N + n, p0 + r < P ? N - n : 0, v);
+      PutOps8<Op>(hs + r * kSlabLd + k, v);
     }
     __syncthreads();
     WarpTileMma<Op, wmma::row_major, wmma::col_major>(cs, kSlabLd, hs, kSlabLd, kTcSlab, acc);
@@ -256,13 +281,19 @@ __global__ void SsdOutputTcKernel(cuda_args::ScanParams p, int64_t chunk, int64_
       dt_s[tid] = si < len ? sc.dt[base + si] : 0.0f;
     }
     __syncthreads();
-    for (int e = tid; e < kTcTile * kTcTile; e += kBlock) {
-      const int r = e / kTcTile, j = e % kTcTile;
+    for (int e = tid; e < kTcTile * kTcTile / 8; e += kBlock) {
+      const int r = e / (kTcTile / 8), j = 8 * (e % (kTcTile / 8));
       const int64_t l = l0 + r, si = s0 + j;
-      ms[r * kTileLd + j] =
-          (si <= l && l < len) ? Op::From(DiagWeight(cb[l * chunk + si], acum_l[r], acum_s[j], dt_s[j])) : Op::Zero();
-      xs[r * kTileLd + j] =
-          (s0 + r < len && p0 + j < P) ? Op::From(Get(p.x, row0 + s0 + r, hh * P + p0 + j)) : Op::Zero();
+      // The causal mask: positions s <= l of row l (all < len when l is).
+      const int64_t causal = l < len ? l - si + 1 : 0;
+      float v[8];
+      LoadRow8(cb, cuda_args::kF32, l * chunk + si, causal, v);
+      M2_UNROLL
+      for (int k = 0; k < 8; ++k)
+        if (k < causal) v[k] = DiagWeight(v[k], acum_l[r], acum_s[j + k], dt_s[j + k]);
+      PutOps8<Op>(ms + r * kTileLd + j, v);
+      GetRow8(p.x, row0 + s0 + r, hh * P + p0 + j, s0 + r < len ? P - (p0 + j) : 0, v);
+      PutOps8<Op>(xs + r * kTileLd + j, v);
     }
     __syncthreads();
     WarpTileMma<Op, wmma::row_major, wmma::row_major>(ms, kTileLd, xs, kTileLd, kTcTile, acc);
@@ -273,13 +304,16 @@ __global__ void SsdOutputTcKernel(cuda_args::ScanParams p, int64_t chunk, int64_
   StoreTile<Op>(staging, acc);
   __syncthreads();
   const float Dh = p.D[hh];
-  for (int e = tid; e < kTcTile * kTcTile; e += kBlock) {
-    const int r = e / kTcTile, j = e % kTcTile;
-    const int64_t l = l0 + r, pp = p0 + j;
-    if (l < len && pp < P) {
-      const int64_t row = row0 + l;
-      Put(p.y, row, hh * P + pp, staging[r * kStageLd + j] + Dh * Get(p.x, row, hh * P + pp));
-    }
+  for (int e = tid; e < kTcTile * kTcTile / 8; e += kBlock) {
+    const int r = e / (kTcTile / 8), j = 8 * (e % (kTcTile / 8));
+    const int64_t l = l0 + r, pp = p0 + j, row = row0 + l;
+    const int64_t count = l < len ? P - pp : 0;
+    if (count <= 0) continue;
+    float xv[8], yv[8];
+    GetRow8(p.x, row, hh * P + pp, count, xv);
+    M2_UNROLL
+    for (int k = 0; k < 8; ++k) yv[k] = staging[r * kStageLd + j + k] + Dh * xv[k];
+    PutRow8(p.y, row, hh * P + pp, count, yv);
   }
 }
 
