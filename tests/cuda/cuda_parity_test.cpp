@@ -502,6 +502,8 @@ std::vector<ScanCase> ScanCases() {
   // elements straddle the heads' and tiles' ends and are not 16-byte aligned (element loads).
   cases.push_back({{3, 12, 20, 1}, 2, 45, 16, false, true});
   cases.push_back({{2, 12, 20, 2}, 1, 150, 70, false, true});
+  // More chunks than the state passing loads at once (8): 20 chunks of 8.
+  cases.push_back({small[0], 1, 155, 8, false, true});
   // Realistic heads: 130m (24 x 64, n 128) and 2.7b (80 x 64, n 128), g 1.
   cases.push_back({{24, 64, 128, 1}, 2, 300, 256, false, false});
   cases.push_back({{80, 64, 128, 1}, 1, 260, 256, false, false});
