@@ -504,6 +504,8 @@ std::vector<ScanCase> ScanCases() {
   cases.push_back({{2, 12, 20, 2}, 1, 150, 70, false, true});
   // More chunks than the state passing loads at once (8): 20 chunks of 8.
   cases.push_back({small[0], 1, 155, 8, false, true});
+  // A d_state over what the decode step loads at once (128): three batches, the last partial.
+  cases.push_back({{2, 16, 300, 1}, 3, 1, 16, false, true});
   // Realistic heads: 130m (24 x 64, n 128) and 2.7b (80 x 64, n 128), g 1.
   cases.push_back({{24, 64, 128, 1}, 2, 300, 256, false, false});
   cases.push_back({{80, 64, 128, 1}, 1, 260, 256, false, false});

@@ -309,10 +309,43 @@ void LaunchSsdPrefill(const cuda_args::ScanParams& p, const cuda_args::SsdLayout
 // One token per sequence: block per (seq, head, 8 head_dim rows), a warp per row, lanes over
 // d_state. The state is read, updated and written once; y uses the updated fp32 state. The
 // head's dt and decay (double transcendentals) are computed once per block, not by every warp.
+//
+// A lane's state, B and C elements are loaded kStepBatch at a time before any is used or stored
+// (the store could alias the next load, so the compiler would not hoist it): for d_state up to
+// 32 * kStepBatch one memory round trip per warp, issued before the block waits for dt.
+constexpr int kStepBatch = 4;
+
+struct StepOperands {
+  float h[kStepBatch], b[kStepBatch], c[kStepBatch];  // old state, B, C at n0 + 32k
+};
+
+M2_DEVICE void LoadStepOperands(const cuda_args::ScanParams& p, const float* st, int64_t i, int64_t bc0,
+                                int64_t n0, StepOperands& o) {
+  M2_UNROLL
+  for (int k = 0; k < kStepBatch; ++k) {
+    const int64_t n = n0 + 32 * k;
+    if (n >= p.d_state) break;
+    o.h[k] = st[n];
+    o.b[k] = Get(p.B, i, bc0 + n);
+    o.c[k] = Get(p.C, i, bc0 + n);
+  }
+}
+
 __global__ void SsmStepKernel(cuda_args::ScanParams p) {
   M2_GRID_DEPENDENCY();
   const int64_t i = blockIdx.x / p.n_heads, hh = blockIdx.x - i * p.n_heads;
   const int warp = int(threadIdx.x) >> 5, lane = int(threadIdx.x) & 31;
+  const int64_t P = p.head_dim, N = p.d_state;
+  const int64_t g = hh / (p.n_heads / p.n_groups);
+  const int64_t pp = int64_t(blockIdx.y) * kStepRows + warp;
+  const bool row = pp < P;
+  float* st = p.ssm_state + ((int64_t(p.slots[i]) * p.n_heads + hh) * P + (row ? pp : 0)) * N;
+  StepOperands o = {};
+  float xv = 0.0f;
+  if (row) {
+    LoadStepOperands(p, st, i, g * N, lane, o);
+    xv = Get(p.x, i, hh * P + pp);
+  }
   __shared__ float head_dt, head_decay;
   if (threadIdx.x == 0) {
     const double dt = DtValue(Get(p.dt, i, hh), p.dt_bias[hh], p.dt_min, p.dt_max);
@@ -320,19 +353,20 @@ __global__ void SsmStepKernel(cuda_args::ScanParams p) {
     head_decay = float(exp(dt * -exp(double(p.A_log[hh]))));
   }
   __syncthreads();
-  const int64_t pp = int64_t(blockIdx.y) * kStepRows + warp;
-  if (pp >= p.head_dim) return;  // a whole warp; no block barriers follow
-  const int64_t P = p.head_dim, N = p.d_state;
-  const int64_t g = hh / (p.n_heads / p.n_groups);
+  if (!row) return;  // a whole warp; no block barriers follow
   const float decay = head_decay;
-  const float xv = Get(p.x, i, hh * P + pp);
   const float dtx = head_dt * xv;
-  float* st = p.ssm_state + ((int64_t(p.slots[i]) * p.n_heads + hh) * P + pp) * N;
   float acc = 0.0f;
-  for (int64_t n = lane; n < N; n += 32) {
-    const float h = decay * st[n] + dtx * Get(p.B, i, g * N + n);
-    st[n] = h;
-    acc += h * Get(p.C, i, g * N + n);
+  for (int64_t n0 = lane; n0 < N; n0 += 32 * kStepBatch) {
+    if (n0 != lane) LoadStepOperands(p, st, i, g * N, n0, o);
+    M2_UNROLL
+    for (int k = 0; k < kStepBatch; ++k) {
+      const int64_t n = n0 + 32 * k;
+      if (n >= N) break;
+      const float h = decay * o.h[k] + dtx * o.b[k];
+      st[n] = h;
+      acc += h * o.c[k];
+    }
   }
   acc = WarpSum(acc);  // also orders every lane's read of x before lane 0 writes y (y may alias x)
   if (lane == 0) Put(p.y, i, hh * P + pp, acc + p.D[hh] * xv);
