@@ -141,7 +141,9 @@ M2_DEVICE float ConvInput(const cuda_args::ConvParams& p, int64_t s, int64_t c, 
 }
 
 // Thread = (sequence, channel, tile of kConvTime steps); the window lives in registers with
-// compile-time indices: hist[j] is the input j steps back, wrev[j] its weight.
+// compile-time indices: hist[j] is the input j steps back, wrev[j] its weight. The tile's inputs
+// are all loaded before the first output is stored: a store may alias a later load (the compiler
+// keeps them in order), so loading step by step would cost a memory round trip per step.
 __global__ void ConvPrefillKernel(cuda_args::ConvParams p) {
   M2_GRID_DEPENDENCY();
   const int64_t c = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
@@ -159,11 +161,16 @@ __global__ void ConvPrefillKernel(cuda_args::ConvParams p) {
     hist[j] = j < W - 1 ? ConvInput(p, s, c, t0 - 1 - j, state) : 0.0f;
   }
   const float b = p.bias ? p.bias[c] : 0.0f;
-  const int64_t t_end = t0 + kConvTime < p.seq_len ? t0 + kConvTime : p.seq_len;
-  for (int64_t t = t0; t < t_end; ++t) {
+  float in[kConvTime];
+  M2_UNROLL
+  for (int k = 0; k < kConvTime; ++k) in[k] = t0 + k < p.seq_len ? Get(p.xbc, s * p.seq_len + t0 + k, c) : 0.0f;
+  M2_UNROLL
+  for (int k = 0; k < kConvTime; ++k) {
+    const int64_t t = t0 + k;
+    if (t >= p.seq_len) break;
     M2_UNROLL
     for (int j = kMaxConv - 1; j > 0; --j) hist[j] = hist[j - 1];
-    hist[0] = Get(p.xbc, s * p.seq_len + t, c);
+    hist[0] = in[k];
     float acc = b;
     M2_UNROLL
     for (int j = 0; j < kMaxConv; ++j)
