@@ -179,16 +179,21 @@ __global__ void ConvPrefillKernel(cuda_args::ConvParams p) {
   }
 }
 
-// After the outputs: the state becomes the last d_conv inputs. Ascending k reads index
-// seq_len + k > k of the old state, which is not yet overwritten.
+// After the outputs: the state becomes the last d_conv inputs (of a short sequence, partly the
+// old state), all read before the first is written.
 __global__ void ConvStateKernel(cuda_args::ConvParams p) {
   M2_GRID_DEPENDENCY();
   const int64_t c = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   const int64_t s = blockIdx.y;
   if (c >= p.conv_dim) return;
-  const int64_t W = p.d_conv;
+  const int W = int(p.d_conv);
   float* state = p.conv_state + (int64_t(p.slots[s]) * p.conv_dim + c) * W;
-  for (int64_t k = 0; k < W; ++k) state[k] = ConvInput(p, s, c, p.seq_len - W + k, state);
+  float v[kMaxConv];
+  M2_UNROLL
+  for (int k = 0; k < kMaxConv; ++k) v[k] = k < W ? ConvInput(p, s, c, p.seq_len - W + k, state) : 0.0f;
+  M2_UNROLL
+  for (int k = 0; k < kMaxConv; ++k)
+    if (k < W) state[k] = v[k];
 }
 
 // One token per sequence: shift the window, append, convolve. Reads its input before writing
