@@ -204,6 +204,7 @@ int ResidentBlocks(Kernel, int /*block_threads*/) {
 #define M2_HD inline
 #define M2_DEVICE inline
 #define M2_UNROLL
+#define M2_LAUNCH_BOUNDS(threads, blocks)
 #define M2_GRID_DEPENDENCY() \
   do {                       \
   } while (0)

@@ -12,6 +12,8 @@
 #define M2_HD __host__ __device__ __forceinline__
 #define M2_DEVICE __device__ __forceinline__
 #define M2_UNROLL _Pragma("unroll")
+// A kernel that must fit `blocks` blocks of `threads` per SM: the register cap that follows.
+#define M2_LAUNCH_BOUNDS(threads, blocks) __launch_bounds__(threads, blocks)
 namespace mamba2::cuda {
 
 // Whether launches from this host thread may start before the kernel ahead of them on the stream
