@@ -81,7 +81,7 @@ template <typename Rows>
 __global__ void RmsNormKernel(const float* x, int64_t x_ld, const float* w, float eps, Rows out, int64_t cols) {
   M2_GRID_DEPENDENCY();
   const int64_t r = blockIdx.x;
-  RmsNormRow(x + r * x_ld, r, w, eps, out, cols);
+  RmsNormRow<kKernelNormBatch>(x + r * x_ld, r, w, eps, out, cols);
 }
 
 template <typename Rows>
@@ -107,7 +107,7 @@ template <typename Rows>
 __global__ void GatedRmsNormKernel(cuda_args::ActView y, cuda_args::ActView z, const float* w, int64_t group_size,
                                    float eps, Rows out) {
   M2_GRID_DEPENDENCY();
-  GatedRmsNormGroup(y, z, blockIdx.x, int64_t(blockIdx.y) * group_size, w, group_size, eps, out);
+  GatedRmsNormGroup<kKernelNormBatch>(y, z, blockIdx.x, int64_t(blockIdx.y) * group_size, w, group_size, eps, out);
 }
 
 template <typename Rows>

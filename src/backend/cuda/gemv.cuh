@@ -29,10 +29,10 @@ M2_DEVICE const float* GemvNormRows(const cuda_args::GemvNorm& nm, int64_t K) {
   M2_UNROLL
   for (int r = 0; r < R; ++r) {
     if constexpr (kNorm == cuda_args::kRms) {
-      RmsNormRow(nm.x + r * nm.x_ld, r, nm.w, nm.eps, out, K);
+      RmsNormRow<kGemvNormBatch>(nm.x + r * nm.x_ld, r, nm.w, nm.eps, out, K);
     } else {
       for (int64_t g0 = 0; g0 < K; g0 += nm.group_size)
-        GatedRmsNormGroup(nm.y, nm.z, r, g0, nm.w, nm.group_size, nm.eps, out);
+        GatedRmsNormGroup<kGemvNormBatch>(nm.y, nm.z, r, g0, nm.w, nm.group_size, nm.eps, out);
     }
   }
   __syncthreads();

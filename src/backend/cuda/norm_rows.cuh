@@ -21,51 +21,67 @@ struct HalfRows {
   M2_DEVICE void Put(int64_t r, int64_t j, float v) const { p[r * ld + j] = ToHalf(v, half); }
 };
 
-// The second pass of a norm: out[j] = value(j) for this thread's columns j < cols, kNormBatch
-// columns computed before any is stored. A store into global memory may alias the next load,
-// so the compiler keeps them in order: one at a time, each column would be a round trip.
-constexpr int kNormBatch = 4;
+// A norm's two passes over this thread's columns j < cols (j = threadIdx.x + k * blockDim.x),
+// kBatch columns loaded before any is used. In the second pass a store into global memory may
+// alias the next load, so the compiler keeps them in order: one at a time, each column would be a
+// round trip. The sums keep the order of j whatever kBatch, so the norm kernels and the GEMVs that
+// compute norms themselves give the same bits. The GEMVs of a decode step take 8 (the norm's
+// latency is on the step's critical path); the prefill's norm kernels 2, which keeps them at
+// ~40 registers, many blocks per SM (8 took the gated norm with 16-bit output to 148).
+constexpr int kKernelNormBatch = 2;
+constexpr int kGemvNormBatch = 8;
 
-template <typename Rows, typename Value>
-M2_DEVICE void PutNormed(Rows out, int64_t r, int64_t c0, int64_t cols, Value value) {
+// use(j, value(j)) for this thread's columns in the order of j, kBatch values computed first.
+template <int kBatch, typename Value, typename Use>
+M2_DEVICE void InBatches(int64_t cols, Value value, Use use) {
   const int64_t stride = blockDim.x;
-  for (int64_t j0 = threadIdx.x; j0 < cols; j0 += kNormBatch * stride) {
-    float v[kNormBatch];
+  for (int64_t j0 = threadIdx.x; j0 < cols; j0 += kBatch * stride) {
+    float v[kBatch];
     M2_UNROLL
-    for (int u = 0; u < kNormBatch; ++u) {
+    for (int u = 0; u < kBatch; ++u) {
       const int64_t j = j0 + u * stride;
       v[u] = j < cols ? value(j) : 0.0f;
     }
     M2_UNROLL
-    for (int u = 0; u < kNormBatch; ++u)
-      if (j0 + u * stride < cols) out.Put(r, c0 + j0 + u * stride, v[u]);
+    for (int u = 0; u < kBatch; ++u)
+      if (j0 + u * stride < cols) use(j0 + u * stride, v[u]);
   }
 }
 
-// Row r of the RMS norm, x pointing at that row; every thread of the block calls it.
-template <typename Rows>
-M2_DEVICE void RmsNormRow(const float* x, int64_t r, const float* w, float eps, Rows out, int64_t cols) {
+// The sum of value(j)^2.
+template <int kBatch, typename Value>
+M2_DEVICE float SumOfSquares(int64_t cols, Value value) {
   float ss = 0.0f;
-  for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) ss += x[j] * x[j];
+  InBatches<kBatch>(cols, value, [&](int64_t, float v) { ss += v * v; });
+  return ss;
+}
+
+// out[j] = value(j).
+template <int kBatch, typename Rows, typename Value>
+M2_DEVICE void PutNormed(Rows out, int64_t r, int64_t c0, int64_t cols, Value value) {
+  InBatches<kBatch>(cols, value, [&](int64_t j, float v) { out.Put(r, c0 + j, v); });
+}
+
+// Row r of the RMS norm, x pointing at that row; every thread of the block calls it.
+template <int kBatch, typename Rows>
+M2_DEVICE void RmsNormRow(const float* x, int64_t r, const float* w, float eps, Rows out, int64_t cols) {
+  const float ss = SumOfSquares<kBatch>(cols, [&](int64_t j) { return x[j]; });
   const float inv = 1.0f / sqrtf(BlockSum(ss) / float(cols) + eps);
-  PutNormed(out, r, 0, cols, [&](int64_t j) { return x[j] * inv * w[j]; });
+  PutNormed<kBatch>(out, r, 0, cols, [&](int64_t j) { return x[j] * inv * w[j]; });
 }
 
 // One (row, group) of the gated norm: s = y * silu(z); out = s * rsqrt(mean_group(s^2) + eps) * w.
 // The gate is recomputed in the second pass rather than stored: it is cheap and keeps the op
 // free of scratch. Same columns per thread in both passes, so out may alias y. Every thread of
 // the block calls it.
-template <typename Rows>
+template <int kBatch, typename Rows>
 M2_DEVICE void GatedRmsNormGroup(const cuda_args::ActView& y, const cuda_args::ActView& z, int64_t r, int64_t g0,
                                  const float* w, int64_t group_size, float eps, Rows out) {
-  float ss = 0.0f;
-  for (int64_t j = threadIdx.x; j < group_size; j += blockDim.x) {
-    const float s = Get(y, r, g0 + j) * SiluF(Get(z, r, g0 + j));
-    ss += s * s;
-  }
+  const float ss =
+      SumOfSquares<kBatch>(group_size, [&](int64_t j) { return Get(y, r, g0 + j) * SiluF(Get(z, r, g0 + j)); });
   const float inv = 1.0f / sqrtf(BlockSum(ss) / float(group_size) + eps);
   const float* wg = w + g0;
-  PutNormed(out, r, g0, group_size,
+  PutNormed<kBatch>(out, r, g0, group_size,
             [&](int64_t j) { return Get(y, r, g0 + j) * SiluF(Get(z, r, g0 + j)) * inv * wg[j]; });
 }
 
