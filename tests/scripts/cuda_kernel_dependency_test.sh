@@ -12,7 +12,8 @@ import re, sys
 kernels, missing = 0, []
 for path in sys.argv[1:]:
     text = open(path).read()
-    for m in re.finditer(r"__global__\s+void\s+(\w+)\s*\(", text):
+    # The name, after an optional register cap (M2_LAUNCH_BOUNDS(threads, blocks)).
+    for m in re.finditer(r"__global__\s+void\s+(?:M2_LAUNCH_BOUNDS\([^)]*\)\s+)?(\w+)\s*\(", text):
         # The parameter list ends at the first ") {" after the name.
         close = text.index(") {", m.end())
         first = text[close + 3:].lstrip().split("\n", 1)[0]

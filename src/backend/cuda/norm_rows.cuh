@@ -82,7 +82,7 @@ M2_DEVICE void GatedRmsNormGroup(const cuda_args::ActView& y, const cuda_args::A
   const float inv = 1.0f / sqrtf(BlockSum(ss) / float(group_size) + eps);
   const float* wg = w + g0;
   PutNormed<kBatch>(out, r, g0, group_size,
-            [&](int64_t j) { return Get(y, r, g0 + j) * SiluF(Get(z, r, g0 + j)) * inv * wg[j]; });
+                    [&](int64_t j) { return Get(y, r, g0 + j) * SiluF(Get(z, r, g0 + j)) * inv * wg[j]; });
 }
 
 }  // namespace mamba2::M2_KERNEL_NS

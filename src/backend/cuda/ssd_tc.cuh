@@ -28,7 +28,7 @@ namespace wmma = nvcuda::wmma;
 
 namespace mamba2::M2_KERNEL_NS {
 
-constexpr int kTcTile = 64;              // rows and columns of a block's output tile, and of a staged slab
+constexpr int kTcTile = 64;              // rows and columns of an output tile and of a staged slab
 constexpr int kStageLd = kTcTile + 4;    // the fp32 staging of a block's accumulator tile
 // Blocks each SM must hold at once: a register cap of 85 (65536 / (3 * 256)). Uncapped, the
 // kernels take 88-128 registers (their loads hoisted for overlap) and fit two blocks; each
@@ -101,13 +101,18 @@ M2_DEVICE void StagePieces(typename Op::T* slab, const SlabPieces& v, Scale scal
   }
 }
 
-// Loads this thread's pieces (load(row, column, v) fills the 8 elements of a piece) and stages
-// them unscaled.
+// This thread's pieces of a slab: load(row, column, v) fills the 8 elements of a piece.
+template <typename Load>
+M2_DEVICE void LoadSlabPieces(SlabPieces& v, Load load) {
+  M2_UNROLL
+  for (int q = 0; q < kSlabPieces; ++q) load(PieceRow(q), PieceCol(q), v[q]);
+}
+
+// Loads this thread's pieces and stages them unscaled.
 template <typename Op, typename Load>
 M2_DEVICE void StageRows(typename Op::T* slab, Load load) {
   SlabPieces v;
-  M2_UNROLL
-  for (int q = 0; q < kSlabPieces; ++q) load(PieceRow(q), PieceCol(q), v[q]);
+  LoadSlabPieces(v, load);
   StagePieces<Op>(slab, v);
 }
 
@@ -170,7 +175,8 @@ M2_DEVICE void ZeroAcc(TcAcc<Op> (&acc)[2]) {
 
 // cb[l][s] = C_l . B_s for the 64x64 tile (l0, s0), s0 <= l0, of one (seq, chunk, group).
 template <typename Op>
-__global__ void M2_LAUNCH_BOUNDS(kBlock, kTcBlocksPerSm) SsdCbKernel(cuda_args::ScanParams p, int64_t chunk, int64_t n_chunks, cuda_args::SsdScratch sc) {
+__global__ void M2_LAUNCH_BOUNDS(kBlock, kTcBlocksPerSm)
+    SsdCbKernel(cuda_args::ScanParams p, int64_t chunk, int64_t n_chunks, cuda_args::SsdScratch sc) {
   M2_GRID_DEPENDENCY();
   using T = typename Op::T;
   const int64_t s = blockIdx.x / n_chunks, c = blockIdx.x - s * n_chunks, g = blockIdx.y;
@@ -206,8 +212,8 @@ __global__ void M2_LAUNCH_BOUNDS(kBlock, kTcBlocksPerSm) SsdCbKernel(cuda_args::
 // S_c[p, n] = sum_s exp(acum_last - acum_s) dt_s x_s[p] B_s[n] for a 64x64 (p, n) tile of one
 // (seq, chunk, head): the product of the weighted x^T [p x len] and B [len x n].
 template <typename Op>
-__global__ void M2_LAUNCH_BOUNDS(kBlock, kTcBlocksPerSm) SsdChunkStateTcKernel(cuda_args::ScanParams p, int64_t chunk, int64_t n_chunks,
-                                      cuda_args::SsdScratch sc) {
+__global__ void M2_LAUNCH_BOUNDS(kBlock, kTcBlocksPerSm)
+    SsdChunkStateTcKernel(cuda_args::ScanParams p, int64_t chunk, int64_t n_chunks, cuda_args::SsdScratch sc) {
   M2_GRID_DEPENDENCY();
   using T = typename Op::T;
   // Plain variables, not structured bindings: the staging lambdas capture them (C++17).
@@ -226,11 +232,10 @@ __global__ void M2_LAUNCH_BOUNDS(kBlock, kTcBlocksPerSm) SsdChunkStateTcKernel(c
   ZeroAcc<Op>(acc);
   for (int64_t k0 = 0; k0 < len; k0 += kTcTile) {
     SlabPieces xv;
-    M2_UNROLL
-    for (int q = 0; q < kSlabPieces; ++q) {
-      const int64_t k = k0 + PieceRow(q), j = PieceCol(q);
-      GetRow8(p.x, row0 + k, hh * P + p0 + j, k < len ? P - (p0 + j) : 0, xv[q]);
-    }
+    LoadSlabPieces(xv, [&](int kk, int j, float (&v)[8]) {
+      const int64_t k = k0 + kk;
+      GetRow8(p.x, row0 + k, hh * P + p0 + j, k < len ? P - (p0 + j) : 0, v);
+    });
     StageRows<Op>(bs, [&](int kk, int j, float (&v)[8]) {
       const int64_t k = k0 + kk;
       GetRow8(p.B, row0 + k, g * N + n0 + j, k < len ? N - (n0 + j) : 0, v);
@@ -253,8 +258,8 @@ __global__ void M2_LAUNCH_BOUNDS(kBlock, kTcBlocksPerSm) SsdChunkStateTcKernel(c
 //   exp(acum_l) C_l . H_in[p]  +  sum_{s<=l} cb[l][s] exp(acum_l - acum_s) dt_s x_s[p]  +  D x_l[p]
 // the first a product over d_state, the second over the chunk's positions.
 template <typename Op>
-__global__ void M2_LAUNCH_BOUNDS(kBlock, kTcBlocksPerSm) SsdOutputTcKernel(cuda_args::ScanParams p, int64_t chunk, int64_t n_chunks,
-                                  cuda_args::SsdScratch sc) {
+__global__ void M2_LAUNCH_BOUNDS(kBlock, kTcBlocksPerSm)
+    SsdOutputTcKernel(cuda_args::ScanParams p, int64_t chunk, int64_t n_chunks, cuda_args::SsdScratch sc) {
   M2_GRID_DEPENDENCY();
   using T = typename Op::T;
   // Plain variables, not structured bindings: the staging lambdas capture them (C++17).
@@ -281,12 +286,9 @@ __global__ void M2_LAUNCH_BOUNDS(kBlock, kTcBlocksPerSm) SsdOutputTcKernel(cuda_
   T* hs = cs + kTcTile * Op::kLd;       // [64 p][64 n]
   for (int64_t n0 = 0; n0 < N; n0 += kTcTile) {
     SlabPieces cv;
-    M2_UNROLL
-    for (int q = 0; q < kSlabPieces; ++q) {
-      const int r = PieceRow(q);
-      const int64_t n = n0 + PieceCol(q);
-      GetRow8(p.C, row0 + l0 + r, g * N + n, l0 + r < len ? N - n : 0, cv[q]);
-    }
+    LoadSlabPieces(cv, [&](int r, int k, float (&v)[8]) {
+      GetRow8(p.C, row0 + l0 + r, g * N + n0 + k, l0 + r < len ? N - (n0 + k) : 0, v);
+    });
     StageRows<Op>(hs, [&](int r, int k, float (&v)[8]) {
       LoadRow8(h_in, cuda_args::kF32, (p0 + r) * N + n0 + k, p0 + r < P ? N - (n0 + k) : 0, v);
     });
@@ -307,12 +309,11 @@ __global__ void M2_LAUNCH_BOUNDS(kBlock, kTcBlocksPerSm) SsdOutputTcKernel(cuda_
   const int64_t s_end = Min64(l0 + kTcTile, len);
   for (int64_t s0 = 0; s0 < s_end; s0 += kTcTile) {
     SlabPieces mv;
-    M2_UNROLL
-    for (int q = 0; q < kSlabPieces; ++q) {
-      const int64_t l = l0 + PieceRow(q), si = s0 + PieceCol(q);
+    LoadSlabPieces(mv, [&](int r, int j, float (&v)[8]) {
       // The causal mask: positions s <= l of row l (all < len when l is).
-      LoadRow8(cb, cuda_args::kF32, l * chunk + si, l < len ? l - si + 1 : 0, mv[q]);
-    }
+      const int64_t l = l0 + r, si = s0 + j;
+      LoadRow8(cb, cuda_args::kF32, l * chunk + si, l < len ? l - si + 1 : 0, v);
+    });
     StageRows<Op>(xs, [&](int r, int j, float (&v)[8]) {
       GetRow8(p.x, row0 + s0 + r, hh * P + p0 + j, s0 + r < len ? P - (p0 + j) : 0, v);
     });
