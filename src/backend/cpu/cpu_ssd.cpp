@@ -8,6 +8,7 @@
 
 #include "backend/cpu/cpu_dnnl.h"
 #include "backend/cpu/cpu_kernels.h"
+#include "backend/cpu/denormals.h"
 #include "backend/cpu/simd.h"
 
 namespace mamba2::cpu {
@@ -170,6 +171,7 @@ void SsdChunked(ThreadPool& pool, const ScanInputs& in, int64_t n_seqs, int64_t 
     // C.B^T of each (sequence, group), block-triangular like the intra-chunk term.
     const int64_t blocks = (q + kTriBlock - 1) / kTriBlock;
     pool.ParallelFor(n_seqs * G * blocks, [&](int64_t t0, int64_t t1) {
+      const FlushDenormals ftz;
       for (int64_t t = t0; t < t1; ++t) {
         const int64_t blk = t % blocks, sg = t / blocks, g = sg % G, seq = sg / G;
         const int64_t row0 = seq * seq_len + c0;
@@ -180,6 +182,7 @@ void SsdChunked(ThreadPool& pool, const ScanInputs& in, int64_t n_seqs, int64_t 
     });
     pool.ParallelFor(n_seqs * dims.n_heads, [&](int64_t t0, int64_t t1) {
       thread_local ChunkScratch ws;
+      const FlushDenormals ftz;
       ws.Reserve(Q, dims.head_dim);
       for (int64_t t = t0; t < t1; ++t) {
         const int64_t seq = t / dims.n_heads, hh = t % dims.n_heads;
@@ -201,6 +204,7 @@ void SsmStep(ThreadPool& pool, const ScanInputs& in, const int32_t* slots, const
   pool.ParallelForDynamic(
       rows * heads, 2,
       [&](int64_t t0, int64_t t1) {
+        const FlushDenormals ftz;
         for (int64_t t = t0; t < t1; ++t) {
           const int64_t i = t / heads, hh = t % heads, g = hh / heads_per_group;
           float* h = ssm_state + int64_t(slots[i]) * dims.ssm_state_size() + hh * p * n;  // [p, n]
