@@ -61,6 +61,9 @@ std::vector<Case> Cases() {
   for (int64_t rows : {1, 5, 8, 9, 33, 130})
     for (auto [k, n] : {std::pair<int64_t, int64_t>{100, 37}, {256, 512}, {768, 300}})
       for (DType dt : {DType::F32, DType::BF16, DType::F16}) v.push_back({rows, k, n, dt});
+  // Enough rows that 3 threads split the rows first (whole output rows per tile), with a last
+  // tile of another height.
+  v.push_back({800, 256, 300, DType::BF16});
   return v;
 }
 
