@@ -183,6 +183,18 @@ inline ConvResult RunConv(Backend& b, const MixerData& d, bool prefill, bool bia
   return r;
 }
 
+// A prefill scan case: n_seqs sequences of seq_len rows in chunks of `chunk`.
+struct ScanCase {
+  MixerShape shape;
+  int64_t n_seqs, seq_len, chunk;
+  bool strong_decay = false;
+};
+
+inline std::string ScanCaseName(const ScanCase& c) {
+  return c.shape.str() + "_s" + std::to_string(c.n_seqs) + "_L" + std::to_string(c.seq_len) + "_Q" +
+         std::to_string(c.chunk) + (c.strong_decay ? "_strong" : "");
+}
+
 struct ScanResult {
   HostMat y;
   std::vector<float> ssm_state;

@@ -10,39 +10,28 @@ namespace {
 constexpr double kSsdTol = 1e-6;
 constexpr double kStepTol = 1e-6;
 
-struct SsdCase {
-  MixerShape shape;
-  int64_t n_seqs, seq_len, chunk;
-  bool strong_decay = false;
-};
-
-std::string CaseName(const SsdCase& c) {
-  return c.shape.str() + "_s" + std::to_string(c.n_seqs) + "_L" + std::to_string(c.seq_len) + "_Q" +
-         std::to_string(c.chunk) + (c.strong_decay ? "_strong" : "");
-}
-
-class SsdTest : public ::testing::TestWithParam<SsdCase> {};
+class SsdTest : public ::testing::TestWithParam<ScanCase> {};
 
 TEST_P(SsdTest, PrefillMatchesRef) {
-  const SsdCase c = GetParam();
+  const ScanCase c = GetParam();
   const MixerData d = MakeMixerData(c.shape, c.n_seqs, c.seq_len,
                                     uint64_t(c.seq_len * 131 + c.chunk * 7 + c.n_seqs + c.shape.n_groups * 1000),
                                     c.strong_decay);
   const ScanResult want = RunScan(Ref(), d, true, c.chunk);
   for (auto& nb : BackendsUnderTest()) {
     const ScanResult got = RunScan(*nb.backend, d, true, c.chunk);
-    const std::string what = nb.name + " SsdPrefill " + CaseName(c);
+    const std::string what = nb.name + " SsdPrefill " + ScanCaseName(c);
     ExpectClose(got.y.Values(), want.y.Values(), kSsdTol * nb.tol_scale, what + " y");
     ExpectClose(got.ssm_state, want.ssm_state, kSsdTol * nb.tol_scale, what + " ssm_state");
     ExpectPaddingIntact(got.y, what + " y");
   }
 }
 
-std::vector<SsdCase> SsdCases() {
+std::vector<ScanCase> ScanCases() {
   // (heads, head_dim, d_state, groups): groups 1, 2, 8; head_dim 16, 64; d_state 16, 128;
   // 1 to 4 heads per group.
   const MixerShape shapes[] = {{4, 16, 16, 1}, {4, 64, 128, 2}, {8, 16, 128, 8}, {6, 64, 16, 2}, {16, 64, 128, 8}};
-  std::vector<SsdCase> cases;
+  std::vector<ScanCase> cases;
   for (int64_t q : {8, 16, 64, 256})
     for (int64_t len : {int64_t(1), q - 1, q, q + 1, 3 * q + 5})
       for (size_t si = 0; si < std::size(shapes); ++si)
@@ -57,8 +46,8 @@ std::vector<SsdCase> SsdCases() {
   return cases;
 }
 
-INSTANTIATE_TEST_SUITE_P(Shapes, SsdTest, ::testing::ValuesIn(SsdCases()),
-                         [](const auto& info) { return CaseName(info.param); });
+INSTANTIATE_TEST_SUITE_P(Shapes, SsdTest, ::testing::ValuesIn(ScanCases()),
+                         [](const auto& info) { return ScanCaseName(info.param); });
 
 class SsmStepTest : public ::testing::TestWithParam<std::tuple<MixerShape, int64_t, bool>> {};
 

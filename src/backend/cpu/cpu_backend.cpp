@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "backend/cpu/cpu_backend.h"
+#include "backend/cpu/cpu_dnnl.h"
 #include "backend/cpu/cpu_kernels.h"
 #include "backend/host_backend.h"
 #include "core/thread_pool.h"
@@ -88,7 +89,8 @@ class CpuBackend final : public HostBackend {
   void SsdPrefill(const ScanInputs& in, int64_t n_seqs, int64_t seq_len, const int32_t* slots,
                   const MixerDims& dims, int64_t chunk_size, float* ssm_state, Mat y) override {
     std::lock_guard<std::mutex> lock(scratch_mu_);
-    cpu::SsdChunked(pool_, in, n_seqs, seq_len, slots, dims, chunk_size, ssm_state, y, cb_scratch_);
+    const bool bf16 = matmul_ == CpuMatMul::kBf16 && cpu::HaveBf16Gemm();
+    cpu::SsdChunked(pool_, in, n_seqs, seq_len, slots, dims, chunk_size, bf16, ssm_state, y, ssd_scratch_);
   }
 
   void SsmStep(const ScanInputs& in, const int32_t* slots, const MixerDims& dims, float* ssm_state,
@@ -157,7 +159,7 @@ class CpuBackend final : public HostBackend {
   ThreadPool pool_;
   CpuMatMul matmul_;
   std::mutex scratch_mu_;
-  std::vector<float> cb_scratch_;
+  cpu::SsdScratch ssd_scratch_;
   std::mutex prepared_mu_;
   std::map<std::tuple<void*, DType, int64_t, uint64_t>, void*> prepared_;
   std::mutex xb_mu_;

@@ -1,9 +1,9 @@
 #include "backend/cpu/cpu_dnnl.h"
 
 #include <algorithm>
+#include <array>
 #include <map>
 #include <mutex>
-#include <tuple>
 #include <vector>
 
 #include "backend/cpu/simd.h"
@@ -55,23 +55,22 @@ class Bf16Cache {
 
   // accumulate: with a sum post-op (out += product), which oneDNN's matmul has wherever it has
   // the bf16 matmul itself (HaveBf16Gemm).
-  const Bf16Primitive& Find(int64_t rows, int64_t cols, int64_t k, int64_t ldo, bool accumulate) {
+  const Bf16Primitive& Find(const Bf16Product& s) {
     std::lock_guard<std::mutex> lock(mu_);
-    const auto key = std::make_tuple(rows, cols, k, ldo, accumulate);
+    const Key key = {s.m, s.n, s.k, s.a_row, s.a_col, s.b_row, s.b_col, s.ldo, int64_t(s.accumulate)};
     auto it = cache_.find(key);
     if (it != cache_.end()) return it->second;
     Bf16Primitive p;
-    const dnnl_dims_t src_dims = {rows, k}, wei_dims = {k, cols}, dst_dims = {rows, cols};
-    const dnnl_dims_t wei_strides = {1, k}, dst_strides = {ldo, 1};
-    DNNL_CHECK(dnnl_memory_desc_init_by_tag(&p.src, 2, src_dims, dnnl_bf16, dnnl_ab));
-    // w is [cols, k] row-major: the k x cols weight matrix with column stride k.
+    const dnnl_dims_t src_dims = {s.m, s.k}, wei_dims = {s.k, s.n}, dst_dims = {s.m, s.n};
+    const dnnl_dims_t src_strides = {s.a_row, s.a_col}, wei_strides = {s.b_row, s.b_col}, dst_strides = {s.ldo, 1};
+    DNNL_CHECK(dnnl_memory_desc_init_by_strides(&p.src, 2, src_dims, dnnl_bf16, src_strides));
     DNNL_CHECK(dnnl_memory_desc_init_by_strides(&p.wei, 2, wei_dims, dnnl_bf16, wei_strides));
     DNNL_CHECK(dnnl_memory_desc_init_by_strides(&p.dst, 2, dst_dims, dnnl_f32, dst_strides));
     dnnl_primitive_attr_t attr = nullptr;
     DNNL_CHECK(dnnl_primitive_attr_create(&attr));
     DNNL_CHECK(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user));
     dnnl_post_ops_t post_ops = nullptr;
-    if (accumulate) {
+    if (s.accumulate) {
       DNNL_CHECK(dnnl_post_ops_create(&post_ops));
       DNNL_CHECK(dnnl_post_ops_append_sum(post_ops, 1.0f));
       DNNL_CHECK(dnnl_primitive_attr_set_post_ops(attr, post_ops));
@@ -92,8 +91,9 @@ class Bf16Cache {
  private:
   Bf16Cache() { DNNL_CHECK(dnnl_engine_create(&engine_, dnnl_cpu, 0)); }
   dnnl_engine_t engine_ = nullptr;
+  using Key = std::array<int64_t, 9>;
   std::mutex mu_;
-  std::map<std::tuple<int64_t, int64_t, int64_t, int64_t, bool>, Bf16Primitive> cache_;
+  std::map<Key, Bf16Primitive> cache_;
 };
 
 struct ThreadStream {
@@ -138,17 +138,16 @@ void Sgemm(char trans_a, char trans_b, int64_t m, int64_t n, int64_t k, float al
   CHECK_MSG(st == dnnl_success, "dnnl_sgemm failed");
 }
 
-void Bf16GemmTile(const uint16_t* x, const uint16_t* w, int64_t k, bool accumulate, float* out, int64_t ldo,
-                  int64_t rows, int64_t cols) {
+void Bf16Matmul(const Bf16Product& shape, const uint16_t* a, const uint16_t* b, float* out) {
   SingleOmpThread();
   Bf16Cache& cache = Bf16Cache::Get();
-  const Bf16Primitive& p = cache.Find(rows, cols, k, ldo, accumulate);
+  const Bf16Primitive& p = cache.Find(shape);
   thread_local ThreadStream ts;
   if (!ts.stream) DNNL_CHECK(dnnl_stream_create(&ts.stream, cache.engine(), dnnl_stream_default_flags));
   if (ts.scratch.size() < p.scratch_bytes) ts.scratch.resize(p.scratch_bytes);
   dnnl_memory_t m_src = nullptr, m_wei = nullptr, m_dst = nullptr, m_scratch = nullptr;
-  DNNL_CHECK(dnnl_memory_create(&m_src, &p.src, cache.engine(), const_cast<uint16_t*>(x)));
-  DNNL_CHECK(dnnl_memory_create(&m_wei, &p.wei, cache.engine(), const_cast<uint16_t*>(w)));
+  DNNL_CHECK(dnnl_memory_create(&m_src, &p.src, cache.engine(), const_cast<uint16_t*>(a)));
+  DNNL_CHECK(dnnl_memory_create(&m_wei, &p.wei, cache.engine(), const_cast<uint16_t*>(b)));
   DNNL_CHECK(dnnl_memory_create(&m_dst, &p.dst, cache.engine(), out));
   DNNL_CHECK(dnnl_memory_create(&m_scratch, &p.scratch, cache.engine(), ts.scratch.data()));
   const dnnl_exec_arg_t args[4] = {
@@ -183,10 +182,16 @@ void Sgemm(char trans_a, char trans_b, int64_t m, int64_t n, int64_t k, float al
     }
 }
 
-void Bf16GemmTile(const uint16_t*, const uint16_t*, int64_t, bool, float*, int64_t, int64_t, int64_t) {
-  CHECK_MSG(false, "Bf16GemmTile needs oneDNN (see HaveBf16Gemm)");
+void Bf16Matmul(const Bf16Product&, const uint16_t*, const uint16_t*, float*) {
+  CHECK_MSG(false, "Bf16Matmul needs oneDNN (see HaveBf16Gemm)");
 }
 
 #endif
+
+void Bf16GemmTile(const uint16_t* x, const uint16_t* w, int64_t k, bool accumulate, float* out, int64_t ldo,
+                  int64_t rows, int64_t cols) {
+  // w [cols, k] row-major is the k x cols operand with column stride k.
+  Bf16Matmul({rows, cols, k, k, 1, 1, k, ldo, accumulate}, x, w, out);
+}
 
 }  // namespace mamba2::cpu

@@ -22,9 +22,21 @@ void SgemmTile(const float* x, int64_t ldx, const float* w, int64_t k, float bet
 void Sgemm(char trans_a, char trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
            const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
 
+// out [m, n] (fp32, row stride ldo) = a [m, k] . b [k, n], plus out where accumulate; a and b
+// bf16 with any element strides: a(i, t) = a[i * a_row + t * a_col], b(t, j) = b[t * b_row + j * b_col].
+struct Bf16Product {
+  int64_t m, n, k;
+  int64_t a_row, a_col, b_row, b_col;
+  int64_t ldo;
+  bool accumulate;
+};
+
+// The primitive for each Bf16Product is built once and cached: callers keep the set of shapes
+// small. Only where HaveBf16Gemm().
+void Bf16Matmul(const Bf16Product& shape, const uint16_t* a, const uint16_t* b, float* out);
+
 // The same product with bf16 x (contiguous [rows, k]) and bf16 w, fp32 accumulation and
-// output; with `accumulate` added to out (a sum post-op). The primitive for each (rows, cols, k,
-// ldo, accumulate) is built once and cached. Only where HaveBf16Gemm().
+// output; with `accumulate` added to out (a sum post-op). A Bf16Matmul.
 void Bf16GemmTile(const uint16_t* x, const uint16_t* w, int64_t k, bool accumulate, float* out, int64_t ldo,
                   int64_t rows, int64_t cols);
 

@@ -28,11 +28,18 @@ constexpr int64_t kGemvMaxRows = 8;
 void CausalConv(ThreadPool& pool, Mat xbc, int64_t n_seqs, int64_t seq_len, const int32_t* slots,
                 const MixerDims& dims, float* conv_state, const float* w, const float* bias, Mat out);
 
+// Buffers of SsdChunked shared by its threads, reused between calls.
+struct SsdScratch {
+  std::vector<float> cb;            // C.B^T blocks of a chunk
+  std::vector<uint16_t> operands;   // x, B, C of a chunk rounded to bf16 (bf16 products)
+};
+
 // Chunked SSD (spec 2.3) of n_seqs sequences of seq_len rows, starting from and updating the
-// states of `slots`. cb_scratch is reused between calls. y may alias in.x.
+// states of `slots`. y may alias in.x. bf16_products (only where HaveBf16Gemm()): the chunk
+// products take bf16 operands with fp32 accumulation; the state and y stay fp32.
 void SsdChunked(ThreadPool& pool, const ScanInputs& in, int64_t n_seqs, int64_t seq_len,
-                const int32_t* slots, const MixerDims& dims, int64_t chunk_size, float* ssm_state, Mat y,
-                std::vector<float>& cb_scratch);
+                const int32_t* slots, const MixerDims& dims, int64_t chunk_size, bool bf16_products,
+                float* ssm_state, Mat y, SsdScratch& scratch);
 
 // One recurrence step per row (row i belongs to slots[i]).
 void SsmStep(ThreadPool& pool, const ScanInputs& in, const int32_t* slots, const MixerDims& dims,

@@ -194,13 +194,10 @@ void GemmBf16(ThreadPool& pool, Mat x, const TensorView& w, Mat out, bool accumu
       x.rows,
       [&](int64_t r0, int64_t r1) {
         for (int64_t r = r0; r < r1; ++r) {
-          const float* src = x.row(r);
           uint16_t* dst = xb + r * k;
-          int64_t i = 0;
-          for (; i + kLanes <= k; i += kLanes) StoreBf16(dst + i, Load(src + i));
-          if (i < k) StoreNBf16(dst + i, LoadN(src + i, int(k - i)), int(k - i));
+          RoundToBf16(x.row(r), k, dst);
           if (!native)
-            for (i = 0; i < k; ++i) xr[r * k + i] = BF16ToF32(dst[i]);
+            for (int64_t i = 0; i < k; ++i) xr[r * k + i] = BF16ToF32(dst[i]);
         }
       },
       std::max<int64_t>(1, 16384 / std::max<int64_t>(1, k)));

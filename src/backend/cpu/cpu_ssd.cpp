@@ -1,5 +1,6 @@
 // The selective scan on the cpu: the chunked SSD algorithm for prefill (spec 2.3), whose
-// per-chunk products go to BLAS sgemm, and the one-token recurrence for decode (spec 3).
+// per-chunk products go to BLAS sgemm (or, in bf16 mode, to oneDNN's bf16 matmul with fp32
+// accumulation), and the one-token recurrence for decode (spec 3).
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -21,7 +22,18 @@ constexpr int64_t kMaxChunk = 512;
 // of rows multiplies only the columns up to its last row's diagonal.
 constexpr int64_t kTriBlock = 64;
 
-// Per-thread buffers, grown on first use and then reused.
+// Chunk rows are padded with zero rows to a multiple of this, so that the products have a few
+// shapes whatever the prompt length (oneDNN primitives are built and cached per shape).
+constexpr int64_t kRowAlign = 16;
+
+int64_t PadRows(int64_t q) { return (q + kRowAlign - 1) / kRowAlign * kRowAlign; }
+
+template <typename T>
+void Grow(std::vector<T>& v, int64_t size) {
+  if (int64_t(v.size()) < size) v.resize(size_t(size));
+}
+
+// Per-thread buffers, grown on first use and then reused. Q here is the padded chunk length.
 struct ChunkScratch {
   std::vector<double> acum;             // [Q] cumulative dt*A within the chunk
   std::vector<float> acum_hi, acum_lo;  // [Q] acum split into two floats (see DiagCoeffs)
@@ -29,19 +41,36 @@ struct ChunkScratch {
   std::vector<float> coeff;             // [Q, Q] decay-masked C.B^T times dt (lower triangle)
   std::vector<float> y;                 // [Q, p]
   std::vector<float> xw;                // [Q, p] x weighted by its decay to the chunk end and dt
+  // bf16 products only:
+  std::vector<uint16_t> coeff_b;        // [Q, Q] coeff rounded
+  std::vector<uint16_t> xw_b;           // [Q, p] xw rounded
+  std::vector<uint16_t> h_b;            // [p, n] the incoming state rounded
+  std::vector<float> dh;                // [p, n] (w o x)^T B of the chunk
 
-  void Reserve(int64_t q, int64_t p) {
-    auto grow = [](auto& v, int64_t size) {
-      if (int64_t(v.size()) < size) v.resize(size_t(size));
-    };
-    grow(acum, q);
-    grow(acum_hi, q);
-    grow(acum_lo, q);
-    grow(dt, q);
-    grow(coeff, q * q);
-    grow(y, q * p);
-    grow(xw, q * p);
+  void Reserve(int64_t q, int64_t p, int64_t n, bool bf16) {
+    Grow(acum, q);
+    Grow(acum_hi, q);
+    Grow(acum_lo, q);
+    Grow(dt, q);
+    Grow(coeff, q * q);
+    Grow(y, q * p);
+    Grow(xw, q * p);
+    if (bf16) {
+      Grow(coeff_b, q * q);
+      Grow(xw_b, q * p);
+      Grow(h_b, p * n);
+      Grow(dh, p * n);
+    }
   }
+};
+
+// The chunk's x, B and C rounded to bf16 (bf16 products only): x per head and B, C per group as
+// contiguous [qp, width] blocks, rows q..qp zero.
+struct Bf16Chunk {
+  int64_t qp = 0;
+  const uint16_t* x = nullptr;  // [n_seqs, n_heads, qp, head_dim]
+  const uint16_t* B = nullptr;  // [n_seqs, n_groups, qp, d_state]
+  const uint16_t* C = nullptr;  // [n_seqs, n_groups, qp, d_state]
 };
 
 // coeff[s] = CB[l][s] * exp(min(Acum_l - Acum_s, 0)) * dt[s] for s <= l. The cumsum can reach
@@ -70,6 +99,14 @@ void ScaleAdd(float* y, float a, const float* x, float b, int64_t n) {
   if (i < n) StoreN(y + i, Fma(av, LoadN(y + i, int(n - i)), bv * LoadN(x + i, int(n - i))), int(n - i));
 }
 
+// y[i] = a * y[i] + x[i]
+void ScaleAddRows(float* y, float a, const float* x, int64_t n) {
+  const Vf av = Set1(a);
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) Store(y + i, Fma(av, Load(y + i), Load(x + i)));
+  if (i < n) StoreN(y + i, Fma(av, LoadN(y + i, int(n - i)), LoadN(x + i, int(n - i))), int(n - i));
+}
+
 struct ScanParams {
   const ScanInputs* in;
   const MixerDims* dims;
@@ -80,17 +117,20 @@ struct ScanParams {
 };
 
 // One chunk [c0, c0+q) of one head of one sequence: y of the chunk and the state after it,
-// as three BLAS products (spec 2.3 steps 2, 3 and 5 for one head):
+// as three matrix products (spec 2.3 steps 2, 3 and 5 for one head):
 //   y   = diag(exp(Acum)) (C H^T) + D x + (CB o decay o dt) x      [q, p]
 //   H  <- exp(Acum_last) H + (w o x)^T B,  w_s = exp(Acum_last - Acum_s) dt_s
-// cb: [q, Q] C_l . B_s of this chunk for the head's group (lower triangle valid).
-void ChunkHead(const ScanParams& sp, int64_t seq, int64_t hh, int64_t c0, int64_t q, const float* cb,
-               int64_t ldcb, ChunkScratch& ws) {
+// cb: [q, ldcb] C_l . B_s of this chunk for the head's group (lower triangle valid). With bf16
+// (its operands rounded: bf != nullptr) the products take bf16 operands (C, B, x, H, the
+// coefficients and w o x, each rounded once) and accumulate in fp32; the rest stays fp32.
+void ChunkHead(const ScanParams& sp, const Bf16Chunk* bf, int64_t seq, int64_t hh, int64_t c0, int64_t q,
+               const float* cb, int64_t ldcb, ChunkScratch& ws) {
   const ScanInputs& in = *sp.in;
   const MixerDims& dims = *sp.dims;
   const int64_t p = dims.head_dim, n = dims.d_state;
   const int64_t g = hh / (dims.n_heads / dims.n_groups);
   const int64_t row0 = seq * sp.seq_len + c0;
+  const int64_t qp = bf ? bf->qp : q;  // rows of the products
   float* h = sp.ssm_state + int64_t(sp.slots[seq]) * dims.ssm_state_size() + hh * p * n;  // [p, n]
   const float A = -std::exp(in.A_log.as<float>()[hh]);
   const float D = in.D.as<float>()[hh];
@@ -108,22 +148,37 @@ void ChunkHead(const ScanParams& sp, int64_t seq, int64_t hh, int64_t c0, int64_
   const float* x0 = in.x.row(row0) + hh * p;  // row s of the chunk's x at x0 + s * in.x.ld
   const float* b0 = in.B.row(row0) + g * n;
   const float* c0_ = in.C.row(row0) + g * n;
-  float* y = ws.y.data();  // [q, p]
+  // bf16 operands: this head's x and its group's B and C, [qp, p] and [qp, n]
+  const uint16_t* xb = bf ? bf->x + (seq * dims.n_heads + hh) * qp * p : nullptr;
+  const uint16_t* bb = bf ? bf->B + (seq * dims.n_groups + g) * qp * n : nullptr;
+  const uint16_t* cbf = bf ? bf->C + (seq * dims.n_groups + g) * qp * n : nullptr;
+  float* y = ws.y.data();  // [qp, p]
 
   // The incoming state's contribution, then the skip term.
-  Sgemm('N', 'T', q, p, n, 1.0f, c0_, in.C.ld, h, n, 0.0f, y, p);
+  if (bf) {
+    RoundToBf16(h, p * n, ws.h_b.data());
+    Bf16Matmul({qp, p, n, n, 1, 1, n, p, false}, cbf, ws.h_b.data(), y);  // C [qp, n] . H_b^T
+  } else {
+    Sgemm('N', 'T', q, p, n, 1.0f, c0_, in.C.ld, h, n, 0.0f, y, p);
+  }
   for (int64_t l = 0; l < q; ++l) ScaleAdd(y + l * p, float(std::exp(ws.acum[l])), x0 + l * in.x.ld, D, p);
 
   // Intra-chunk term, block-triangular: rows [i0, i1) need columns [0, i1) only.
-  float* coeff = ws.coeff.data();  // [q, q]
-  for (int64_t i0 = 0; i0 < q; i0 += kTriBlock) {
-    const int64_t i1 = std::min(q, i0 + kTriBlock);
+  float* coeff = ws.coeff.data();      // [qp, qp]
+  uint16_t* coeff_b = ws.coeff_b.data();  // [qp, qp] (bf16 products)
+  for (int64_t i0 = 0; i0 < qp; i0 += kTriBlock) {
+    const int64_t i1 = std::min(qp, i0 + kTriBlock);
     for (int64_t l = i0; l < i1; ++l) {
-      float* cr = coeff + l * q;
-      DiagCoeffs(cb + l * ldcb, ws.acum_hi.data(), ws.acum_lo.data(), ws.dt.data(), l, cr);
-      std::fill(cr + l + 1, cr + i1, 0.0f);
+      float* cr = coeff + l * qp;
+      const int64_t count = l < q ? l + 1 : 0;  // padded rows (bf16 products) are all zero
+      if (count) DiagCoeffs(cb + l * ldcb, ws.acum_hi.data(), ws.acum_lo.data(), ws.dt.data(), l, cr);
+      std::fill(cr + count, cr + i1, 0.0f);
+      if (bf) RoundToBf16(cr, i1, coeff_b + l * qp);
     }
-    Sgemm('N', 'N', i1 - i0, p, i1, 1.0f, coeff + i0 * q, q, x0, in.x.ld, 1.0f, y + i0 * p, p);
+    if (bf)
+      Bf16Matmul({i1 - i0, p, i1, qp, 1, p, 1, p, true}, coeff_b + i0 * qp, xb, y + i0 * p);
+    else
+      Sgemm('N', 'N', i1 - i0, p, i1, 1.0f, coeff + i0 * qp, qp, x0, in.x.ld, 1.0f, y + i0 * p, p);
   }
 
   // State after the chunk.
@@ -133,10 +188,54 @@ void ChunkHead(const ScanParams& sp, int64_t seq, int64_t hh, int64_t c0, int64_
     const float w = float(std::exp(last - ws.acum[s])) * ws.dt[s];
     ScaleAdd(xw + s * p, 0.0f, x0 + s * in.x.ld, w, p);
   }
-  Sgemm('T', 'N', p, n, q, 1.0f, xw, p, b0, in.B.ld, float(std::exp(last)), h, n);
+  if (bf) {
+    uint16_t* xw_b = ws.xw_b.data();  // [qp, p]
+    RoundToBf16(xw, q * p, xw_b);
+    std::fill(xw_b + q * p, xw_b + qp * p, uint16_t(0));  // B's padded rows are 0, and 0 * stale NaN is not
+    Bf16Matmul({p, n, qp, 1, p, n, 1, n, false}, xw_b, bb, ws.dh.data());  // xw_b^T [p, qp] . B [qp, n]
+    ScaleAddRows(h, float(std::exp(last)), ws.dh.data(), p * n);
+  } else {
+    Sgemm('T', 'N', p, n, q, 1.0f, xw, p, b0, in.B.ld, float(std::exp(last)), h, n);
+  }
 
   // Written last, after every read of this chunk's x, so y may alias x.
   for (int64_t l = 0; l < q; ++l) std::copy(y + l * p, y + (l + 1) * p, sp.y.row(row0 + l) + hh * p);
+}
+
+// The chunk's rows [c0, c0 + q) of x, B and C rounded to bf16 into `out` in Bf16Chunk's layout.
+Bf16Chunk RoundChunk(ThreadPool& pool, const ScanInputs& in, const MixerDims& dims, int64_t n_seqs,
+                     int64_t seq_len, int64_t c0, int64_t q, std::vector<uint16_t>& out) {
+  const int64_t qp = PadRows(q), p = dims.head_dim, n = dims.d_state, H = dims.n_heads, G = dims.n_groups;
+  const int64_t x_size = n_seqs * H * qp * p, bc_size = n_seqs * G * qp * n;
+  Grow(out, x_size + 2 * bc_size);
+  Bf16Chunk bf{qp, out.data(), out.data() + x_size, out.data() + x_size + bc_size};
+  uint16_t* xb = out.data();
+  uint16_t* bb = xb + x_size;
+  uint16_t* cb = bb + bc_size;
+  pool.ParallelFor(n_seqs * qp, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t seq = t / qp, l = t % qp, row = seq * seq_len + c0 + l;
+      for (int64_t hh = 0; hh < H; ++hh) {
+        uint16_t* dst = xb + ((seq * H + hh) * qp + l) * p;
+        if (l < q)
+          RoundToBf16(in.x.row(row) + hh * p, p, dst);
+        else
+          std::fill(dst, dst + p, uint16_t(0));
+      }
+      for (int64_t g = 0; g < G; ++g) {
+        uint16_t* db = bb + ((seq * G + g) * qp + l) * n;
+        uint16_t* dc = cb + ((seq * G + g) * qp + l) * n;
+        if (l < q) {
+          RoundToBf16(in.B.row(row) + g * n, n, db);
+          RoundToBf16(in.C.row(row) + g * n, n, dc);
+        } else {
+          std::fill(db, db + n, uint16_t(0));
+          std::fill(dc, dc + n, uint16_t(0));
+        }
+      }
+    }
+  });
+  return bf;
 }
 
 void CheckScanShapes(const ScanInputs& in, const MixerDims& dims, int64_t rows, const Mat& y) {
@@ -152,42 +251,53 @@ void CheckScanShapes(const ScanInputs& in, const MixerDims& dims, int64_t rows, 
 }  // namespace
 
 void SsdChunked(ThreadPool& pool, const ScanInputs& in, int64_t n_seqs, int64_t seq_len, const int32_t* slots,
-                const MixerDims& dims, int64_t chunk_size, float* ssm_state, Mat y,
-                std::vector<float>& cb_scratch) {
+                const MixerDims& dims, int64_t chunk_size, bool bf16_products, float* ssm_state, Mat y,
+                SsdScratch& scratch) {
   CheckScanShapes(in, dims, n_seqs * seq_len, y);
   CHECK(chunk_size >= 1);
+  CHECK(!bf16_products || HaveBf16Gemm());
   if (n_seqs == 0 || seq_len == 0) return;
   const int64_t Q = std::min({chunk_size, seq_len, kMaxChunk});
+  const int64_t Qp = PadRows(Q);  // ld of the C.B^T blocks
   const int64_t G = dims.n_groups, n = dims.d_state;
-  const int64_t cb_size = n_seqs * G * Q * Q;
-  if (int64_t(cb_scratch.size()) < cb_size) cb_scratch.resize(size_t(cb_size));
-  float* cb_all = cb_scratch.data();  // [n_seqs, G, Q, Q]
+  Grow(scratch.cb, n_seqs * G * Qp * Qp);
+  float* cb_all = scratch.cb.data();  // [n_seqs, G, Qp, Qp]
   const ScanParams sp{&in, &dims, seq_len, slots, ssm_state, y};
 
   // Chunks run in order (the state passes from one to the next); within a chunk, first the
   // group-shared C.B^T products, then every (sequence, head) in parallel.
   for (int64_t c0 = 0; c0 < seq_len; c0 += Q) {
     const int64_t q = std::min(Q, seq_len - c0);
+    Bf16Chunk bf;
+    if (bf16_products) bf = RoundChunk(pool, in, dims, n_seqs, seq_len, c0, q, scratch.operands);
+    const int64_t rows = bf16_products ? bf.qp : q;
     // C.B^T of each (sequence, group), block-triangular like the intra-chunk term.
-    const int64_t blocks = (q + kTriBlock - 1) / kTriBlock;
+    const int64_t blocks = (rows + kTriBlock - 1) / kTriBlock;
     pool.ParallelFor(n_seqs * G * blocks, [&](int64_t t0, int64_t t1) {
       const FlushDenormals ftz;
       for (int64_t t = t0; t < t1; ++t) {
         const int64_t blk = t % blocks, sg = t / blocks, g = sg % G, seq = sg / G;
-        const int64_t row0 = seq * seq_len + c0;
-        const int64_t i0 = blk * kTriBlock, i1 = std::min(q, i0 + kTriBlock);
-        Sgemm('N', 'T', i1 - i0, i1, n, 1.0f, in.C.row(row0 + i0) + g * n, in.C.ld, in.B.row(row0) + g * n, in.B.ld,
-              0.0f, cb_all + sg * Q * Q + i0 * Q, Q);
+        const int64_t i0 = blk * kTriBlock, i1 = std::min(rows, i0 + kTriBlock);
+        float* out = cb_all + sg * Qp * Qp + i0 * Qp;
+        if (bf16_products) {
+          const uint16_t* cg = bf.C + sg * bf.qp * n;  // [qp, n]
+          const uint16_t* bg = bf.B + sg * bf.qp * n;
+          Bf16Matmul({i1 - i0, i1, n, n, 1, 1, n, Qp, false}, cg + i0 * n, bg, out);
+        } else {
+          const int64_t row0 = seq * seq_len + c0;
+          Sgemm('N', 'T', i1 - i0, i1, n, 1.0f, in.C.row(row0 + i0) + g * n, in.C.ld, in.B.row(row0) + g * n,
+                in.B.ld, 0.0f, out, Qp);
+        }
       }
     });
     pool.ParallelFor(n_seqs * dims.n_heads, [&](int64_t t0, int64_t t1) {
       thread_local ChunkScratch ws;
       const FlushDenormals ftz;
-      ws.Reserve(Q, dims.head_dim);
+      ws.Reserve(Qp, dims.head_dim, n, bf16_products);
       for (int64_t t = t0; t < t1; ++t) {
         const int64_t seq = t / dims.n_heads, hh = t % dims.n_heads;
         const int64_t g = hh / (dims.n_heads / G);
-        ChunkHead(sp, seq, hh, c0, q, cb_all + (seq * G + g) * Q * Q, Q, ws);
+        ChunkHead(sp, bf16_products ? &bf : nullptr, seq, hh, c0, q, cb_all + (seq * G + g) * Qp * Qp, Qp, ws);
       }
     });
   }

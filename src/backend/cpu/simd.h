@@ -250,4 +250,11 @@ inline void StoreNBf16(uint16_t* p, Vf a, int n) {
   std::memcpy(p, tmp, size_t(n) * sizeof(uint16_t));
 }
 
+// dst[i] = src[i] rounded to bf16 (nearest even), i < n.
+inline void RoundToBf16(const float* src, int64_t n, uint16_t* dst) {
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) StoreBf16(dst + i, Load(src + i));
+  if (i < n) StoreNBf16(dst + i, LoadN(src + i, int(n - i)), int(n - i));
+}
+
 }  // namespace mamba2::cpu
