@@ -11,6 +11,10 @@ namespace {
 
 constexpr int64_t kBlock = 64;   // channels per task piece, a multiple of every kLanes
 constexpr int64_t kMaxConv = 8;  // d_conv is 4 in every checkpoint
+// A block reads and writes 64 channels of each row: one row per page, where the hardware
+// prefetchers do not follow, so each row was a cache miss waited for in turn (the conv took 77 ms
+// of a 2048-token 130m prefill on a Xeon). Rows kAhead ahead are touched first.
+constexpr int64_t kAhead = 16;
 
 void ConvBlock(const Mat& xbc, int64_t row0, int64_t seq_len, int64_t c0, int64_t nc, int64_t W, float* state,
                const float* w, const float* bias, const Mat& out) {
@@ -26,6 +30,10 @@ void ConvBlock(const Mat& xbc, int64_t row0, int64_t seq_len, int64_t c0, int64_
     b[c] = bias ? bias[c0 + c] : 0.0f;
   }
   for (int64_t t = 0; t < seq_len; ++t) {
+    if (t + kAhead < seq_len) {
+      PrefetchSpan(xbc.row(row0 + t + kAhead) + c0, nc);
+      PrefetchSpan(out.row(row0 + t + kAhead) + c0, nc);
+    }
     const float* src = xbc.row(row0 + t) + c0;
     float* ring_t = ring[t % W];
     std::copy(src, src + nc, ring_t);

@@ -28,6 +28,11 @@ constexpr int64_t kRowAlign = 16;
 
 int64_t PadRows(int64_t q) { return (q + kRowAlign - 1) / kRowAlign * kRowAlign; }
 
+// A head reads and writes its slice of each chunk row (p floats of a row d_inner or more wide):
+// one row per page, where the hardware prefetchers do not follow, so every row was a cache miss
+// waited for in turn. The loops over rows touch the row kAhead ahead.
+constexpr int64_t kAhead = 16;
+
 template <typename T>
 void Grow(std::vector<T>& v, int64_t size) {
   if (int64_t(v.size()) < size) v.resize(size_t(size));
@@ -138,6 +143,7 @@ void ChunkHead(const ScanParams& sp, const Bf16Chunk* bf, int64_t seq, int64_t h
 
   double acc = 0.0;
   for (int64_t l = 0; l < q; ++l) {
+    if (l + kAhead < q) Prefetch(in.dt.row(row0 + l + kAhead) + hh);
     ws.dt[l] = DtValue(in.dt.row(row0 + l)[hh], bias, in.dt_min, in.dt_max);
     acc += double(ws.dt[l]) * double(A);
     ws.acum[l] = acc;
@@ -161,7 +167,10 @@ void ChunkHead(const ScanParams& sp, const Bf16Chunk* bf, int64_t seq, int64_t h
   } else {
     Sgemm('N', 'T', q, p, n, 1.0f, c0_, in.C.ld, h, n, 0.0f, y, p);
   }
-  for (int64_t l = 0; l < q; ++l) ScaleAdd(y + l * p, float(std::exp(ws.acum[l])), x0 + l * in.x.ld, D, p);
+  for (int64_t l = 0; l < q; ++l) {
+    if (l + kAhead < q) PrefetchSpan(x0 + (l + kAhead) * in.x.ld, p);
+    ScaleAdd(y + l * p, float(std::exp(ws.acum[l])), x0 + l * in.x.ld, D, p);
+  }
 
   // Intra-chunk term, block-triangular: rows [i0, i1) need columns [0, i1) only.
   float* coeff = ws.coeff.data();      // [qp, qp]
@@ -199,7 +208,10 @@ void ChunkHead(const ScanParams& sp, const Bf16Chunk* bf, int64_t seq, int64_t h
   }
 
   // Written last, after every read of this chunk's x, so y may alias x.
-  for (int64_t l = 0; l < q; ++l) std::copy(y + l * p, y + (l + 1) * p, sp.y.row(row0 + l) + hh * p);
+  for (int64_t l = 0; l < q; ++l) {
+    if (l + kAhead < q) PrefetchSpan(sp.y.row(row0 + l + kAhead) + hh * p, p);
+    std::copy(y + l * p, y + (l + 1) * p, sp.y.row(row0 + l) + hh * p);
+  }
 }
 
 // The chunk's rows [c0, c0 + q) of x, B and C rounded to bf16 into `out` in Bf16Chunk's layout.

@@ -199,6 +199,12 @@ inline void Prefetch(const void* p) {
 #endif
 }
 
+// Prefetch of every cache line of p[0, n), n >= 1.
+inline void PrefetchSpan(const float* p, int64_t n) {
+  for (int64_t i = 0; i < n; i += 64 / int64_t(sizeof(float))) Prefetch(p + i);
+  Prefetch(p + n - 1);
+}
+
 // x * sigmoid(x), written so that large |x| gives x or -0 instead of NaN.
 inline Vf Silu(Vf x) { return x / (Set1(1.0f) + Exp(Set1(0.0f) - x)); }
 
