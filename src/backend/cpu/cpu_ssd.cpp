@@ -43,11 +43,11 @@ struct ChunkScratch {
   std::vector<double> acum;             // [Q] cumulative dt*A within the chunk
   std::vector<float> acum_hi, acum_lo;  // [Q] acum split into two floats (see DiagCoeffs)
   std::vector<float> dt;                // [Q]
-  std::vector<float> coeff;             // [Q, Q] decay-masked C.B^T times dt (lower triangle)
+  std::vector<float> coeff;             // [Q, Q] decay-masked C.B^T times dt (lower triangle; fp32 products)
   std::vector<float> y;                 // [Q, p]
   std::vector<float> xw;                // [Q, p] x weighted by its decay to the chunk end and dt
   // bf16 products only:
-  std::vector<uint16_t> coeff_b;        // [Q, Q] coeff rounded
+  std::vector<uint16_t> coeff_b;        // [Q, Q] coeff, rounded as written
   std::vector<uint16_t> xw_b;           // [Q, p] xw rounded
   std::vector<uint16_t> h_b;            // [p, n] the incoming state rounded
   std::vector<float> dh;                // [p, n] (w o x)^T B of the chunk
@@ -57,7 +57,7 @@ struct ChunkScratch {
     Grow(acum_hi, q);
     Grow(acum_lo, q);
     Grow(dt, q);
-    Grow(coeff, q * q);
+    Grow(coeff, bf16 ? 0 : q * q);
     Grow(y, q * p);
     Grow(xw, q * p);
     if (bf16) {
@@ -78,21 +78,49 @@ struct Bf16Chunk {
   const uint16_t* C = nullptr;  // [n_seqs, n_groups, qp, d_state]
 };
 
+// Where the coefficients go: fp32 rows for sgemm, or bf16 rows for the bf16 products (rounded
+// as they are written, without an fp32 pass between).
+struct F32Out {
+  using E = float;
+  static void Put(float* p, Vf v) { Store(p, v); }
+  static void PutN(float* p, Vf v, int n) { StoreN(p, v, n); }
+};
+struct Bf16Out {
+  using E = uint16_t;
+  static void Put(uint16_t* p, Vf v) { StoreBf16(p, v); }
+  static void PutN(uint16_t* p, Vf v, int n) { StoreNBf16(p, v, n); }
+};
+
 // coeff[s] = CB[l][s] * exp(min(Acum_l - Acum_s, 0)) * dt[s] for s <= l. The cumsum can reach
 // |Acum| ~ 1e4 within a chunk, where a single float loses ~1e-3 absolute; carrying it as
 // hi + lo keeps the difference accurate to float precision of the difference itself.
-void DiagCoeffs(const float* cb_row, const float* hi, const float* lo, const float* dt, int64_t l, float* coeff) {
+template <typename Out>
+void DiagCoeffs(const float* cb_row, const float* hi, const float* lo, const float* dt, int64_t l,
+                typename Out::E* coeff) {
   const Vf hl = Set1(hi[l]), ll = Set1(lo[l]), zero = Zero();
   const int64_t count = l + 1;
   int64_t s = 0;
   for (; s + kLanes <= count; s += kLanes) {
     const Vf d = (hl - Load(hi + s)) + (ll - Load(lo + s));
-    Store(coeff + s, Load(cb_row + s) * Exp(Min(d, zero)) * Load(dt + s));
+    Out::Put(coeff + s, Load(cb_row + s) * Exp(Min(d, zero)) * Load(dt + s));
   }
   if (s < count) {
     const int t = int(count - s);
     const Vf d = (hl - LoadN(hi + s, t)) + (ll - LoadN(lo + s, t));
-    StoreN(coeff + s, LoadN(cb_row + s, t) * Exp(Min(d, zero)) * LoadN(dt + s, t), t);
+    Out::PutN(coeff + s, LoadN(cb_row + s, t) * Exp(Min(d, zero)) * LoadN(dt + s, t), t);
+  }
+}
+
+// Rows [i0, i1) of the block-triangular coefficients, columns [0, i1) (ld qp): the lower triangle
+// from DiagCoeffs, zeros above it and in the padded rows l >= q.
+template <typename Out>
+void CoeffBlock(const float* cb, int64_t ldcb, const ChunkScratch& ws, int64_t q, int64_t i0, int64_t i1,
+                int64_t qp, typename Out::E* coeff) {
+  for (int64_t l = i0; l < i1; ++l) {
+    typename Out::E* cr = coeff + l * qp;
+    const int64_t count = l < q ? l + 1 : 0;
+    if (count) DiagCoeffs<Out>(cb + l * ldcb, ws.acum_hi.data(), ws.acum_lo.data(), ws.dt.data(), l, cr);
+    std::fill(cr + count, cr + i1, typename Out::E(0));
   }
 }
 
@@ -173,21 +201,17 @@ void ChunkHead(const ScanParams& sp, const Bf16Chunk* bf, int64_t seq, int64_t h
   }
 
   // Intra-chunk term, block-triangular: rows [i0, i1) need columns [0, i1) only.
-  float* coeff = ws.coeff.data();      // [qp, qp]
+  float* coeff = ws.coeff.data();         // [qp, qp]
   uint16_t* coeff_b = ws.coeff_b.data();  // [qp, qp] (bf16 products)
   for (int64_t i0 = 0; i0 < qp; i0 += kTriBlock) {
     const int64_t i1 = std::min(qp, i0 + kTriBlock);
-    for (int64_t l = i0; l < i1; ++l) {
-      float* cr = coeff + l * qp;
-      const int64_t count = l < q ? l + 1 : 0;  // padded rows (bf16 products) are all zero
-      if (count) DiagCoeffs(cb + l * ldcb, ws.acum_hi.data(), ws.acum_lo.data(), ws.dt.data(), l, cr);
-      std::fill(cr + count, cr + i1, 0.0f);
-      if (bf) RoundToBf16(cr, i1, coeff_b + l * qp);
-    }
-    if (bf)
+    if (bf) {
+      CoeffBlock<Bf16Out>(cb, ldcb, ws, q, i0, i1, qp, coeff_b);
       Bf16Matmul({i1 - i0, p, i1, qp, 1, p, 1, p, true}, coeff_b + i0 * qp, xb, y + i0 * p);
-    else
+    } else {
+      CoeffBlock<F32Out>(cb, ldcb, ws, q, i0, i1, qp, coeff);
       Sgemm('N', 'N', i1 - i0, p, i1, 1.0f, coeff + i0 * qp, qp, x0, in.x.ld, 1.0f, y + i0 * p, p);
+    }
   }
 
   // State after the chunk.
