@@ -3,6 +3,7 @@
 // (the GEMV path) keep x in fp32 and read the bf16 weights.
 #include "backend/backend_test_util.h"
 #include "backend/cpu/cpu_backend.h"
+#include "backend/cpu/cpu_dnnl.h"
 
 namespace mamba2::testing {
 namespace {
@@ -95,6 +96,34 @@ TEST(CpuBf16MatMul, DiffersFromFp32ByBf16Rounding) {
   const double err = RelL2(run(CpuMatMul::kBf16), run(CpuMatMul::kFp32));
   EXPECT_GT(err, 1e-4);  // bf16 keeps 8 significant bits: ~2^-9 relative per operand
   EXPECT_LT(err, 1e-2);
+}
+
+// The primitive cache is bounded (the GEMM tiles' shapes follow the prompt lengths), and a shape
+// evicted and built again computes the same product.
+TEST(CpuBf16MatMul, PrimitiveCacheStaysBoundedAndRebuildsEvictedShapes) {
+  if (!cpu::HaveBf16Gemm()) GTEST_SKIP() << "oneDNN has no bf16 matmul on this CPU";
+  const int64_t k = 32, n = 16, m_max = int64_t(cpu::kBf16CacheCapacity) + 40;
+  Rng rng(5);
+  std::vector<uint16_t> a(size_t(m_max * k)), b(size_t(k * n));
+  for (auto& v : a) v = F32ToBF16(rng.Uniform(-1.0f, 1.0f));
+  for (auto& v : b) v = F32ToBF16(rng.Uniform(-1.0f, 1.0f));
+  auto product = [&](int64_t m) {
+    std::vector<float> out(size_t(m * n));
+    cpu::Bf16Matmul({m, n, k, k, 1, n, 1, n, false}, a.data(), b.data(), out.data());
+    return out;
+  };
+  const std::vector<float> first = product(7);
+  for (int64_t i = 0; i < 7; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      double want = 0.0;
+      for (int64_t t = 0; t < k; ++t) want += double(BF16ToF32(a[size_t(i * k + t)])) * BF16ToF32(b[size_t(t * n + j)]);
+      EXPECT_NEAR(first[size_t(i * n + j)], want, 1e-5 * k) << i << "," << j;
+    }
+  for (int64_t m = 1; m <= m_max; ++m) {
+    product(m);
+    EXPECT_LE(cpu::Bf16CachedPrimitives(), cpu::kBf16CacheCapacity) << "after " << m << " shapes";
+  }
+  EXPECT_EQ(product(7), first);  // evicted long ago, built again
 }
 
 TEST(CpuBackendOptions, ParsesModes) {

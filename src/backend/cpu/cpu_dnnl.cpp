@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <array>
+#include <list>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <vector>
 
@@ -41,10 +43,19 @@ struct Bf16Primitive {
   dnnl_primitive_t prim = nullptr;
   dnnl_memory_desc_t src, wei, dst, scratch;
   size_t scratch_bytes = 0;
+  ~Bf16Primitive() {
+    if (prim) dnnl_primitive_destroy(prim);
+  }
 };
 
 // Primitives are immutable after creation and may run concurrently on several threads, each
 // with its own stream and scratchpad (user-managed, so no library-global scratch is shared).
+//
+// The cache is bounded: the GEMM tiles' row counts follow the prompt lengths, and a server sees
+// any number of them (each primitive holds ~170 KB of generated code: 100 prompt lengths grew a
+// bench's RSS by 84 MB). The least recently used primitive goes first; a thread still running one
+// keeps it alive through its shared_ptr. oneDNN's own primitive cache would keep the evicted ones
+// (up to 1024 by default), so it is switched off: this cache is the only one.
 class Bf16Cache {
  public:
   static Bf16Cache& Get() {
@@ -53,19 +64,27 @@ class Bf16Cache {
   }
   dnnl_engine_t engine() const { return engine_; }
 
+  size_t size() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return cache_.size();
+  }
+
   // accumulate: with a sum post-op (out += product), which oneDNN's matmul has wherever it has
   // the bf16 matmul itself (HaveBf16Gemm).
-  const Bf16Primitive& Find(const Bf16Product& s) {
+  std::shared_ptr<const Bf16Primitive> Find(const Bf16Product& s) {
     std::lock_guard<std::mutex> lock(mu_);
     const Key key = {s.m, s.n, s.k, s.a_row, s.a_col, s.b_row, s.b_col, s.ldo, int64_t(s.accumulate)};
     auto it = cache_.find(key);
-    if (it != cache_.end()) return it->second;
-    Bf16Primitive p;
+    if (it != cache_.end()) {
+      lru_.splice(lru_.begin(), lru_, it->second.use);
+      return it->second.prim;
+    }
+    auto p = std::make_shared<Bf16Primitive>();
     const dnnl_dims_t src_dims = {s.m, s.k}, wei_dims = {s.k, s.n}, dst_dims = {s.m, s.n};
     const dnnl_dims_t src_strides = {s.a_row, s.a_col}, wei_strides = {s.b_row, s.b_col}, dst_strides = {s.ldo, 1};
-    DNNL_CHECK(dnnl_memory_desc_init_by_strides(&p.src, 2, src_dims, dnnl_bf16, src_strides));
-    DNNL_CHECK(dnnl_memory_desc_init_by_strides(&p.wei, 2, wei_dims, dnnl_bf16, wei_strides));
-    DNNL_CHECK(dnnl_memory_desc_init_by_strides(&p.dst, 2, dst_dims, dnnl_f32, dst_strides));
+    DNNL_CHECK(dnnl_memory_desc_init_by_strides(&p->src, 2, src_dims, dnnl_bf16, src_strides));
+    DNNL_CHECK(dnnl_memory_desc_init_by_strides(&p->wei, 2, wei_dims, dnnl_bf16, wei_strides));
+    DNNL_CHECK(dnnl_memory_desc_init_by_strides(&p->dst, 2, dst_dims, dnnl_f32, dst_strides));
     dnnl_primitive_attr_t attr = nullptr;
     DNNL_CHECK(dnnl_primitive_attr_create(&attr));
     DNNL_CHECK(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user));
@@ -76,24 +95,39 @@ class Bf16Cache {
       DNNL_CHECK(dnnl_primitive_attr_set_post_ops(attr, post_ops));
     }
     dnnl_matmul_desc_t md;
-    DNNL_CHECK(dnnl_matmul_desc_init(&md, &p.src, &p.wei, nullptr, &p.dst));
+    DNNL_CHECK(dnnl_matmul_desc_init(&md, &p->src, &p->wei, nullptr, &p->dst));
     dnnl_primitive_desc_t pd = nullptr;
     DNNL_CHECK(dnnl_primitive_desc_create(&pd, &md, attr, engine_, nullptr));
     dnnl_primitive_attr_destroy(attr);
     if (post_ops) dnnl_post_ops_destroy(post_ops);
-    p.scratch = *dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
-    p.scratch_bytes = dnnl_memory_desc_get_size(&p.scratch);
-    DNNL_CHECK(dnnl_primitive_create(&p.prim, pd));
+    p->scratch = *dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    p->scratch_bytes = dnnl_memory_desc_get_size(&p->scratch);
+    DNNL_CHECK(dnnl_primitive_create(&p->prim, pd));
     dnnl_primitive_desc_destroy(pd);
-    return cache_.emplace(key, p).first->second;
+    if (cache_.size() >= kBf16CacheCapacity) {
+      cache_.erase(lru_.back());
+      lru_.pop_back();
+    }
+    lru_.push_front(key);
+    cache_[key] = Entry{p, lru_.begin()};
+    return p;
   }
 
  private:
-  Bf16Cache() { DNNL_CHECK(dnnl_engine_create(&engine_, dnnl_cpu, 0)); }
-  dnnl_engine_t engine_ = nullptr;
   using Key = std::array<int64_t, 9>;
+  struct Entry {
+    std::shared_ptr<const Bf16Primitive> prim;
+    std::list<Key>::iterator use;  // its place in lru_
+  };
+
+  Bf16Cache() {
+    DNNL_CHECK(dnnl_set_primitive_cache_capacity(0));
+    DNNL_CHECK(dnnl_engine_create(&engine_, dnnl_cpu, 0));
+  }
+  dnnl_engine_t engine_ = nullptr;
   std::mutex mu_;
-  std::map<Key, Bf16Primitive> cache_;
+  std::list<Key> lru_;  // most recently used first
+  std::map<Key, Entry> cache_;
 };
 
 struct ThreadStream {
@@ -105,6 +139,8 @@ struct ThreadStream {
 };
 
 }  // namespace
+
+size_t Bf16CachedPrimitives() { return Bf16Cache::Get().size(); }
 
 bool HaveBf16Gemm() {
   // Asked once with a small matmul; any other shape then has a primitive too.
@@ -141,7 +177,8 @@ void Sgemm(char trans_a, char trans_b, int64_t m, int64_t n, int64_t k, float al
 void Bf16Matmul(const Bf16Product& shape, const uint16_t* a, const uint16_t* b, float* out) {
   SingleOmpThread();
   Bf16Cache& cache = Bf16Cache::Get();
-  const Bf16Primitive& p = cache.Find(shape);
+  const std::shared_ptr<const Bf16Primitive> held = cache.Find(shape);
+  const Bf16Primitive& p = *held;
   thread_local ThreadStream ts;
   if (!ts.stream) DNNL_CHECK(dnnl_stream_create(&ts.stream, cache.engine(), dnnl_stream_default_flags));
   if (ts.scratch.size() < p.scratch_bytes) ts.scratch.resize(p.scratch_bytes);
@@ -160,6 +197,8 @@ void Bf16Matmul(const Bf16Product& shape, const uint16_t* a, const uint16_t* b, 
 #else  // no oneDNN: plain loops, correct and slow.
 
 bool HaveBf16Gemm() { return false; }
+
+size_t Bf16CachedPrimitives() { return 0; }
 
 void SgemmTile(const float* x, int64_t ldx, const float* w, int64_t k, float beta, float* out, int64_t ldo,
                int64_t rows, int64_t cols) {

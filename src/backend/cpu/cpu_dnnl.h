@@ -4,6 +4,7 @@
 // by giving each thread its own tile of the output.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 namespace mamba2::cpu {
@@ -31,9 +32,12 @@ struct Bf16Product {
   bool accumulate;
 };
 
-// The primitive for each Bf16Product is built once and cached: callers keep the set of shapes
-// small. Only where HaveBf16Gemm().
+// The primitive for each Bf16Product is built once and kept in a cache of at most
+// kBf16CacheCapacity (least recently used out first; ~170 KB each), so a shape that recurs often
+// is built once and any number of shapes costs bounded memory. Only where HaveBf16Gemm().
 void Bf16Matmul(const Bf16Product& shape, const uint16_t* a, const uint16_t* b, float* out);
+constexpr size_t kBf16CacheCapacity = 96;
+size_t Bf16CachedPrimitives();  // how many the cache holds now
 
 // The same product with bf16 x (contiguous [rows, k]) and bf16 w, fp32 accumulation and
 // output; with `accumulate` added to out (a sum post-op). A Bf16Matmul.
