@@ -126,6 +126,44 @@ TEST(CpuBf16MatMul, PrimitiveCacheStaysBoundedAndRebuildsEvictedShapes) {
   EXPECT_EQ(product(7), first);  // evicted long ago, built again
 }
 
+// bf16 mode rounds each norm's rows straight into its GEMM's bf16 operand: the same bits as the
+// norm op and the MatMul op one after the other.
+TEST(CpuBf16MatMul, FusedNormsEqualTheTwoOps) {
+  for (int64_t rows : {12, 600}) {  // column tiles; row tiles on 2 threads
+    Rng rng{uint64_t(rows)};
+    const int64_t k = 96, n = 80, group = 48;
+    HostMat x = MakeHostMat(rows, k, 1, 2), z = MakeHostMat(rows, k, 0, 3), out0 = MakeHostMat(rows, n, 2, 1);
+    rng.Fill(x, -1.0f, 1.0f);
+    rng.Fill(z, -2.0f, 2.0f);
+    rng.Fill(out0, -1.0f, 1.0f);
+    const StoredTensor w = Store(rng.UniformVec(size_t(n * k), -0.1f, 0.1f), DType::F32, Shape{n, k});
+    const StoredTensor nw = Store(rng.UniformVec(size_t(k), 0.5f, 1.5f), DType::F32, Shape{k});
+    CpuBackendOptions o;
+    o.n_threads = 2;
+    o.matmul = CpuMatMul::kBf16;
+    auto cpu = MakeCpuBackend(o);
+    DeviceArena mem(*cpu);
+    const TensorView wp = cpu->PrepareWeight(w.view, WeightKind::kMatrix);
+    const TensorView np = cpu->PrepareWeight(nw.view, WeightKind::kVector);
+    const Mat xd = mem.Upload(x), zd = mem.Upload(z), normed = mem.Upload(MakeHostMat(rows, k));
+    const std::string what = "rows " + std::to_string(rows);
+
+    Mat fused = mem.Upload(out0), parts = mem.Upload(out0);
+    cpu->RmsNormMatMul(xd, np, 1e-5f, normed, wp, fused);
+    cpu->RmsNorm(xd, np, 1e-5f, normed);
+    cpu->MatMul(normed, wp, parts);
+    EXPECT_EQ(mem.Download(fused, out0).Values(), mem.Download(parts, out0).Values()) << what << " RmsNormMatMul";
+
+    fused = mem.Upload(out0);
+    parts = mem.Upload(out0);
+    cpu->GatedRmsNormMatMulAdd(xd, zd, np, group, 1e-5f, normed, wp, fused);
+    cpu->GatedRmsNorm(xd, zd, np, group, 1e-5f, normed);
+    cpu->MatMul(normed, wp, parts, /*accumulate=*/true);
+    EXPECT_EQ(mem.Download(fused, out0).Values(), mem.Download(parts, out0).Values())
+        << what << " GatedRmsNormMatMulAdd";
+  }
+}
+
 TEST(CpuBackendOptions, ParsesModes) {
   EXPECT_EQ(ParseCpuMatMul("f32").value(), CpuMatMul::kFp32);
   EXPECT_EQ(ParseCpuMatMul("fp32").value(), CpuMatMul::kFp32);

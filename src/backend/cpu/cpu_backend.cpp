@@ -103,6 +103,28 @@ class CpuBackend final : public HostBackend {
     cpu::GatedRmsNorm(pool_, y, z, weight.as<float>(), group_size, eps, out);
   }
 
+  // bf16 prefill: the norm rounds its rows straight into the GEMM's bf16 operand (the model reads
+  // only the product, so normed / gated are left unwritten); bitwise the two ops.
+  void RmsNormMatMul(Mat x, const TensorView& norm_weight, float eps, Mat normed, const TensorView& w,
+                     Mat out) override {
+    if (!FusesNormIntoBf16Gemm(x.rows, w)) return Backend::RmsNormMatMul(x, norm_weight, eps, normed, w, out);
+    CHECK(norm_weight.dtype == DType::F32 && norm_weight.numel() == x.cols);
+    std::lock_guard<std::mutex> lock(xb_mu_);
+    uint16_t* xb = RoundedScratch(x.rows * x.cols);
+    cpu::RmsNorm(pool_, x, norm_weight.as<float>(), eps, normed, xb);
+    cpu::GemmBf16Rounded(pool_, xb, x.rows, w, out, /*accumulate=*/false);
+  }
+  void GatedRmsNormMatMulAdd(Mat y, Mat z, const TensorView& norm_weight, int64_t group_size, float eps, Mat gated,
+                             const TensorView& w, Mat out) override {
+    if (!FusesNormIntoBf16Gemm(y.rows, w))
+      return Backend::GatedRmsNormMatMulAdd(y, z, norm_weight, group_size, eps, gated, w, out);
+    CHECK(norm_weight.dtype == DType::F32 && norm_weight.numel() == y.cols);
+    std::lock_guard<std::mutex> lock(xb_mu_);
+    uint16_t* xb = RoundedScratch(y.rows * y.cols);
+    cpu::GatedRmsNorm(pool_, y, z, norm_weight.as<float>(), group_size, eps, gated, xb);
+    cpu::GemmBf16Rounded(pool_, xb, y.rows, w, out, /*accumulate=*/true);
+  }
+
  protected:
   // Matrices are used in place (mmapped) in the dtype they are stored in, except where the
   // mode needs another: bf16 mode rounds f32/f16 matrices to bf16 once, and f64 (only in
@@ -154,6 +176,14 @@ class CpuBackend final : public HostBackend {
       for (size_t b = 0; b < es; ++b) h = (h ^ bytes[size_t(i) * es + b]) * 1099511628211ull;
     }
     return h;
+  }
+
+  bool FusesNormIntoBf16Gemm(int64_t rows, const TensorView& w) const {
+    return matmul_ == CpuMatMul::kBf16 && rows > cpu::kGemvMaxRows && w.dtype == DType::BF16 && cpu::HaveBf16Gemm();
+  }
+  uint16_t* RoundedScratch(int64_t halves) {
+    if (int64_t(xb_scratch_.size()) < halves) xb_scratch_.resize(size_t(halves));
+    return xb_scratch_.data();
   }
 
   ThreadPool pool_;

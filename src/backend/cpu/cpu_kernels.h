@@ -45,8 +45,16 @@ void SsdChunked(ThreadPool& pool, const ScanInputs& in, int64_t n_seqs, int64_t 
 void SsmStep(ThreadPool& pool, const ScanInputs& in, const int32_t* slots, const MixerDims& dims,
              float* ssm_state, Mat y);
 
-void RmsNorm(ThreadPool& pool, Mat x, const float* w, float eps, Mat out);
-void GatedRmsNorm(ThreadPool& pool, Mat y, Mat z, const float* w, int64_t group_size, float eps, Mat out);
+// The two norms; with `rounded` ([rows, cols] bf16) the rows go there rounded instead of to out
+// (whose contents are then unspecified), for GemmBf16Rounded.
+void RmsNorm(ThreadPool& pool, Mat x, const float* w, float eps, Mat out, uint16_t* rounded = nullptr);
+void GatedRmsNorm(ThreadPool& pool, Mat y, Mat z, const float* w, int64_t group_size, float eps, Mat out,
+                  uint16_t* rounded = nullptr);
+
+// out = x @ w^T (+ out where accumulate) for x already rounded to bf16 (xb [rows, k] contiguous)
+// and w bf16 [n, k]: the bf16 mode's prefill GEMM after its rounding. Only where HaveBf16Gemm().
+void GemmBf16Rounded(ThreadPool& pool, const uint16_t* xb, int64_t rows, const TensorView& w, Mat out,
+                     bool accumulate);
 
 // dt of spec 2.2.6: softplus(raw + bias) (linear above 20), clamped to [dt_min, dt_max].
 inline float DtValue(float raw, float bias, float dt_min, float dt_max) {

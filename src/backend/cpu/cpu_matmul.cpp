@@ -214,7 +214,7 @@ void GemmF32(ThreadPool& pool, Mat x, const TensorView& w, Mat out, bool accumul
 void GemmBf16(ThreadPool& pool, Mat x, const TensorView& w, Mat out, bool accumulate,
               std::vector<uint16_t>& xb_scratch) {
   CHECK_MSG(w.dtype == DType::BF16, "cpu bf16 MatMul: weight not prepared as bf16");
-  const int64_t n = w.shape[0], k = w.shape[1];
+  const int64_t k = w.shape[1];
   const bool native = HaveBf16Gemm();
   // [rows, k] bf16, then (no native bf16 GEMM) the same values widened to fp32: 2 halves each
   const int64_t scratch_halves = (native ? 1 : 3) * x.rows * k;
@@ -236,13 +236,21 @@ void GemmBf16(ThreadPool& pool, Mat x, const TensorView& w, Mat out, bool accumu
     GemmF32(pool, Mat{xr, x.rows, k, k}, w, out, accumulate);
     return;
   }
-  const uint16_t* wb = w.as<const uint16_t>();
-  ForEachTile(pool, x.rows, n, TileSplit::kRowsFirst, [&](int64_t r0, int64_t r1, int64_t c0, int64_t c1) {
-    Bf16GemmTile(xb + r0 * k, wb + c0 * k, k, accumulate, out.row(r0) + c0, out.ld, r1 - r0, c1 - c0);
-  });
+  GemmBf16Rounded(pool, xb, x.rows, w, out, accumulate);
 }
 
 }  // namespace
+
+void GemmBf16Rounded(ThreadPool& pool, const uint16_t* xb, int64_t rows, const TensorView& w, Mat out,
+                     bool accumulate) {
+  CHECK_MSG(w.dtype == DType::BF16 && HaveBf16Gemm(), "GemmBf16Rounded: bf16 weights and oneDNN's bf16 matmul");
+  const int64_t n = w.shape[0], k = w.shape[1];
+  CHECK(out.rows == rows && out.cols == n);
+  const uint16_t* wb = w.as<const uint16_t>();
+  ForEachTile(pool, rows, n, TileSplit::kRowsFirst, [&](int64_t r0, int64_t r1, int64_t c0, int64_t c1) {
+    Bf16GemmTile(xb + r0 * k, wb + c0 * k, k, accumulate, out.row(r0) + c0, out.ld, r1 - r0, c1 - c0);
+  });
+}
 
 void MatMul(ThreadPool& pool, Mat x, const TensorView& w, Mat out, bool accumulate, bool bf16_gemm,
             std::vector<uint16_t>& xb_scratch) {

@@ -1,6 +1,7 @@
 // The two RMSNorms of the model (spec 2.1 and 2.2.8), parallel over rows.
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "backend/cpu/cpu_kernels.h"
 #include "backend/cpu/simd.h"
@@ -30,29 +31,39 @@ float InvRms(float sum_sq, int64_t n, float eps) {
 
 }  // namespace
 
-void RmsNorm(ThreadPool& pool, Mat x, const float* w, float eps, Mat out) {
+// With `rounded` (ld = cols), each normed row is rounded to bf16 there while it is in L1, in place
+// of being written to out: the bf16 GEMM that reads it then skips a pass over fp32 rows.
+void RmsNorm(ThreadPool& pool, Mat x, const float* w, float eps, Mat out, uint16_t* rounded) {
   const int64_t n = x.cols;
   CHECK(out.cols == n && out.rows == x.rows);
   pool.ParallelFor(
       x.rows,
       [&](int64_t r0, int64_t r1) {
-        for (int64_t r = r0; r < r1; ++r)
-          ScaleByWeight(x.row(r), InvRms(SumSquares(x.row(r), n), n, eps), w, n, out.row(r));
+        thread_local std::vector<float> row;
+        if (rounded && int64_t(row.size()) < n) row.resize(size_t(n));
+        for (int64_t r = r0; r < r1; ++r) {
+          float* o = rounded ? row.data() : out.row(r);
+          ScaleByWeight(x.row(r), InvRms(SumSquares(x.row(r), n), n, eps), w, n, o);
+          if (rounded) RoundToBf16(o, n, rounded + r * n);
+        }
       },
       RowsPerPiece(n));
 }
 
-void GatedRmsNorm(ThreadPool& pool, Mat y, Mat z, const float* w, int64_t group_size, float eps, Mat out) {
+void GatedRmsNorm(ThreadPool& pool, Mat y, Mat z, const float* w, int64_t group_size, float eps, Mat out,
+                  uint16_t* rounded) {
   const int64_t n = y.cols;
   CHECK(group_size > 0 && n % group_size == 0);
   CHECK(z.cols == n && out.cols == n && z.rows == y.rows && out.rows == y.rows);
   pool.ParallelFor(
       y.rows,
       [&](int64_t r0, int64_t r1) {
+        thread_local std::vector<float> row;
+        if (rounded && int64_t(row.size()) < n) row.resize(size_t(n));
         for (int64_t r = r0; r < r1; ++r) {
           const float* yr = y.row(r);
           const float* zr = z.row(r);
-          float* o = out.row(r);
+          float* o = rounded ? row.data() : out.row(r);
           // Gate into out first (element-wise, so out may alias y or z), then normalise in place.
           int64_t j = 0;
           for (; j + kLanes <= n; j += kLanes) Store(o + j, Load(yr + j) * Silu(Load(zr + j)));
@@ -63,6 +74,7 @@ void GatedRmsNorm(ThreadPool& pool, Mat y, Mat z, const float* w, int64_t group_
           for (int64_t g0 = 0; g0 < n; g0 += group_size)
             ScaleByWeight(o + g0, InvRms(SumSquares(o + g0, group_size), group_size, eps), w + g0, group_size,
                           o + g0);
+          if (rounded) RoundToBf16(o, n, rounded + r * n);
         }
       },
       RowsPerPiece(n));
