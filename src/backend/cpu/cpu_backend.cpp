@@ -89,8 +89,8 @@ class CpuBackend final : public HostBackend {
   void SsdPrefill(const ScanInputs& in, int64_t n_seqs, int64_t seq_len, const int32_t* slots,
                   const MixerDims& dims, int64_t chunk_size, float* ssm_state, Mat y) override {
     std::lock_guard<std::mutex> lock(scratch_mu_);
-    const bool bf16 = matmul_ == CpuMatMul::kBf16 && cpu::HaveBf16Gemm();
-    cpu::SsdChunked(pool_, in, n_seqs, seq_len, slots, dims, chunk_size, bf16, ssm_state, y, ssd_scratch_);
+    cpu::SsdChunked(pool_, in, n_seqs, seq_len, slots, dims, chunk_size, NativeBf16(), ssm_state, y,
+                    ssd_scratch_);
   }
 
   void SsmStep(const ScanInputs& in, const int32_t* slots, const MixerDims& dims, float* ssm_state,
@@ -178,8 +178,10 @@ class CpuBackend final : public HostBackend {
     return h;
   }
 
+  // bf16 mode where oneDNN has the bf16 matmul (elsewhere bf16 mode emulates it in fp32).
+  bool NativeBf16() const { return matmul_ == CpuMatMul::kBf16 && cpu::HaveBf16Gemm(); }
   bool FusesNormIntoBf16Gemm(int64_t rows, const TensorView& w) const {
-    return matmul_ == CpuMatMul::kBf16 && rows > cpu::kGemvMaxRows && w.dtype == DType::BF16 && cpu::HaveBf16Gemm();
+    return NativeBf16() && rows > cpu::kGemvMaxRows && w.dtype == DType::BF16;
   }
   uint16_t* RoundedScratch(int64_t halves) {
     if (int64_t(xb_scratch_.size()) < halves) xb_scratch_.resize(size_t(halves));

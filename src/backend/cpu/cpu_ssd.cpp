@@ -132,13 +132,6 @@ void ScaleAdd(float* y, float a, const float* x, float b, int64_t n) {
   if (i < n) StoreN(y + i, Fma(av, LoadN(y + i, int(n - i)), bv * LoadN(x + i, int(n - i))), int(n - i));
 }
 
-// y[i] = a * y[i] + x[i]
-void ScaleAddRows(float* y, float a, const float* x, int64_t n) {
-  const Vf av = Set1(a);
-  int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes) Store(y + i, Fma(av, Load(y + i), Load(x + i)));
-  if (i < n) StoreN(y + i, Fma(av, LoadN(y + i, int(n - i)), LoadN(x + i, int(n - i))), int(n - i));
-}
 
 struct ScanParams {
   const ScanInputs* in;
@@ -228,7 +221,7 @@ void ChunkHead(const ScanParams& sp, const Bf16Chunk* bf, int64_t seq, int64_t h
     RoundToBf16(xw, q * p, xw_b);
     std::fill(xw_b + q * p, xw_b + qp * p, uint16_t(0));  // B's padded rows are 0, and 0 * stale NaN is not
     Bf16Matmul({p, n, qp, 1, p, n, 1, n, false}, xw_b, bb, ws.dh.data());  // xw_b^T [p, qp] . B [qp, n]
-    ScaleAddRows(h, float(std::exp(last)), ws.dh.data(), p * n);
+    ScaleAdd(h, float(std::exp(last)), ws.dh.data(), 1.0f, p * n);
   } else {
     Sgemm('T', 'N', p, n, q, 1.0f, xw, p, b0, in.B.ld, float(std::exp(last)), h, n);
   }
@@ -253,23 +246,17 @@ Bf16Chunk RoundChunk(ThreadPool& pool, const ScanInputs& in, const MixerDims& di
   pool.ParallelFor(n_seqs * qp, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t seq = t / qp, l = t % qp, row = seq * seq_len + c0 + l;
-      for (int64_t hh = 0; hh < H; ++hh) {
-        uint16_t* dst = xb + ((seq * H + hh) * qp + l) * p;
+      // Row l of the chunk rounded, or a zero row where l is padding.
+      auto put = [&](const Mat& src, int64_t col, int64_t width, uint16_t* dst) {
         if (l < q)
-          RoundToBf16(in.x.row(row) + hh * p, p, dst);
+          RoundToBf16(src.row(row) + col, width, dst);
         else
-          std::fill(dst, dst + p, uint16_t(0));
-      }
+          std::fill(dst, dst + width, uint16_t(0));
+      };
+      for (int64_t hh = 0; hh < H; ++hh) put(in.x, hh * p, p, xb + ((seq * H + hh) * qp + l) * p);
       for (int64_t g = 0; g < G; ++g) {
-        uint16_t* db = bb + ((seq * G + g) * qp + l) * n;
-        uint16_t* dc = cb + ((seq * G + g) * qp + l) * n;
-        if (l < q) {
-          RoundToBf16(in.B.row(row) + g * n, n, db);
-          RoundToBf16(in.C.row(row) + g * n, n, dc);
-        } else {
-          std::fill(db, db + n, uint16_t(0));
-          std::fill(dc, dc + n, uint16_t(0));
-        }
+        put(in.B, g * n, n, bb + ((seq * G + g) * qp + l) * n);
+        put(in.C, g * n, n, cb + ((seq * G + g) * qp + l) * n);
       }
     }
   });
