@@ -100,7 +100,9 @@ Status Profile(const ModelConfig& config, std::shared_ptr<const WeightStore> sto
   for (int64_t l : a.prefill) len = std::max(len, l);
   if (len > 0) {
     std::vector<int32_t> ids(static_cast<size_t>(len));
-    for (size_t i = 0; i < ids.size(); ++i) ids[i] = int32_t((i * 7919 + 13) % 50000);
+    // Spread over the vocabulary, whatever its size (a small model's is a few thousand ids).
+    const size_t vocab = size_t(std::max<int64_t>(1, std::min<int64_t>(config.vocab_size, 50000)));
+    for (size_t i = 0; i < ids.size(); ++i) ids[i] = int32_t((i * 7919 + 13) % vocab);
     for (int pass = 0; pass < 2; ++pass) {  // the first one warms up
       prof.Reset();
       model->ResetSlot(slot);

@@ -238,6 +238,8 @@ EOF
 }
 
 section "bench"
+# shellcheck source=scripts/cuda_variants.sh
+source "$ROOT/scripts/cuda_variants.sh"
 MAMBA2=$BIN/mamba2
 BUDGET=${GPU_CHECK_BUDGET:-420}
 BENCH_T=${GPU_CHECK_TIMEOUT_BENCH:-120}
@@ -272,12 +274,8 @@ if [ -x "$MAMBA2" ] && "$MAMBA2" --help 2>&1 | grep -qE '^[[:space:]]+bench([[:s
       *) args+=(--prefill 0 --context 0) ;;
     esac
     t0=$(date +%s%N)
-    MAMBA2_CUDA_GRAPHS=$([ "$variant" = nographs ] && echo 0 || echo 1) \
-      MAMBA2_CUDA_GEMV=$([ "$variant" = nogemv ] && echo 0 || echo 1) \
-      MAMBA2_CUDA_GEMV_NORMS=$([ "$variant" = nonorms ] && echo 0 || echo 1) \
-      MAMBA2_CUDA_BF16_SCAN=$([ "$variant" = tf32scan ] && echo 0 || echo 1) \
-      MAMBA2_CUDA_PDL=$([ "$variant" = pdl ] && echo 1 || echo 0) \
-      MAMBA2_CUDA_BF16_INTERMEDIATES=$([ "$variant" = f32inter ] && echo 0 || echo 1) MAMBA2_CUDA_MATMUL=$mode \
+    # shellcheck disable=SC2046
+    env $(cuda_variant_env "$mode" "$variant") \
       timeout "$BENCH_T" "$MAMBA2" bench "${args[@]}" >"$LOG_DIR/bench_$name.log" 2>&1
     rc=$?
     dt=$(awk -v a="$t0" -v b="$(date +%s%N)" 'BEGIN { printf "%.1f", (b - a) / 1e9 }')

@@ -26,13 +26,23 @@
 #include <random>
 #include <vector>
 
+#if defined(M2_FAKE_CUDA_RUNTIME)
+// The fake device of tests/fake_cuda declares CUDA's runtime types, as CUDA does, globally.
+#include <cuda_runtime_api.h>
+#endif
+
 namespace mamba2::cuda_emu {
 
+#if defined(M2_FAKE_CUDA_RUNTIME)
+using ::cudaStream_t;
+using ::dim3;
+#else
 struct dim3 {
   unsigned x = 1, y = 1, z = 1;
   constexpr dim3(unsigned x_ = 1, unsigned y_ = 1, unsigned z_ = 1) : x(x_), y(y_), z(z_) {}
 };
 using cudaStream_t = void*;
+#endif
 
 // Indices of the fiber running now.
 inline dim3 threadIdx, blockIdx, blockDim, gridDim;

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "cuda/cuda_test_options.h"
 #include "cuda/emu_backend.h"
 #include "engine/generator.h"
 #include "support/picking_checks.h"
@@ -21,7 +22,9 @@
 #include "tokenizer/tokenizer.h"
 #if defined(MAMBA2_HAVE_CUDA)
 #include "backend/cuda/cuda_backend.h"
-#include "cuda/cuda_test_options.h"
+#endif
+#if defined(M2_FAKE_CUDA_RUNTIME)
+#include "fake_cuda/fake_device.h"
 #endif
 
 namespace mamba2 {
@@ -106,12 +109,13 @@ TEST(CudaPicking, KernelRowsMatchReference) {
     }
     EXPECT_EQ(mismatches, 0) << st.name;
     EXPECT_LE(near, 1) << st.name;
-    // Time: 200 launches of one row.
+    // Time: 200 launches of one row (the fake device's emulator would take minutes: 2).
+    const int timed = kFakeDevice ? 2 : 200;
     backend->Sync();
     const auto t0 = std::chrono::steady_clock::now();
-    for (int i = 0; i < 200; ++i) backend->PickTokens(logits, 1, V, p, draw, ids);
+    for (int i = 0; i < timed; ++i) backend->PickTokens(logits, 1, V, p, draw, ids);
     backend->Sync();
-    const double us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count() / 200;
+    const double us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count() / timed;
     std::printf("pick kernel, %s: %.1f us per 50280-wide row (launches included)\n", st.name, us);
   }
   backend->Free(logits);
@@ -157,7 +161,18 @@ void ExpectGreedyEqualsCpu(Backend* dut, size_t n_prompts, int64_t n_tokens) {
 TEST(CudaPicking, GreedyTokensEqualCpu) {
   auto backend = MakeCudaFp32();
   if (!backend) GTEST_SKIP() << "no CUDA device";
+#if defined(M2_FAKE_CUDA_RUNTIME)
+  const fake_cuda::Counters before = fake_cuda::GetCounters();
+#endif
   ExpectGreedyEqualsCpu(backend.get(), 3, 64);
+#if defined(M2_FAKE_CUDA_RUNTIME)
+  // On the fake device: the decode steps ran as captured graphs (unless the options say not to).
+  const fake_cuda::Counters after = fake_cuda::GetCounters();
+  if (TestCudaOptions().graphs) {
+    EXPECT_GE(after.captures, before.captures + 1);
+    EXPECT_GE(after.graph_launches, before.graph_launches + 3 * 60);
+  }
+#endif
 }
 
 // The emulator runs the kernels at ~1/1000 of the speed: one prompt, 16 tokens.

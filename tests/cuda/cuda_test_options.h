@@ -3,6 +3,18 @@
 // the same tests again with a feature switched; each test then sets the matmul mode it checks.
 #pragma once
 
+namespace mamba2 {
+
+// Whether the device the tests get is the fake one of tests/fake_cuda (test_fake_cuda), where the
+// kernels run in the host emulator: tests then skip the largest of their device-only shapes.
+#if defined(M2_FAKE_CUDA_RUNTIME)
+inline constexpr bool kFakeDevice = true;
+#else
+inline constexpr bool kFakeDevice = false;
+#endif
+
+}  // namespace mamba2
+
 #if defined(MAMBA2_HAVE_CUDA)
 #include <cstdio>
 

@@ -61,5 +61,13 @@ expect_fail "decode id out of range" "$BIN" tokenize --tokenizer "$NEOX" --decod
 "$BIN" logits -m "$ROOT/tests/data/fixtures/ss_tiny" --ids 5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21 --prefill 3 --backend ref -o "$TMP/b.npy" 2>/dev/null
 if /usr/bin/python3 "$ROOT/tools/compare_npy.py" "$TMP/a.npy" "$TMP/b.npy" --tol 1e-5 >/dev/null; then ok "logits cpu prefill == ref prefill(3)+step"; else bad "logits cpu vs ref differ"; fi
 
+# bench on a small model (its vocabulary far below the 50k of the published ones), --profile too.
+if timeout 300 "$BIN" bench -m "$ROOT/models/tiny-shakespeare" --prefill 70 --decode 2 --context 0 --reps 1 \
+  --no-limits --profile >"$TMP/bench.out" 2>&1 && grep -q "profile: prefill of 70 tokens" "$TMP/bench.out"; then
+  ok "bench --profile on the bundled model"
+else
+  bad "bench --profile on the bundled model"; tail -3 "$TMP/bench.out"
+fi
+
 echo "cli_test: $fails failure(s)"
 [ "$fails" -eq 0 ]

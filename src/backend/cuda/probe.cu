@@ -17,12 +17,14 @@ namespace mamba2 {
 namespace {
 
 __global__ void FillOnesKernel(float4* p, size_t n) {
+  M2_GRID_DEPENDENCY();
   for (size_t i = size_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x)
     p[i] = make_float4(1.0f, 1.0f, 1.0f, 1.0f);
 }
 
 // One partial sum per block; several independent loads in flight per thread.
 __global__ void ReadSumKernel(const float4* __restrict__ p, size_t n, float* partial) {
+  M2_GRID_DEPENDENCY();
   float acc = 0.0f;
   const size_t stride = size_t(gridDim.x) * blockDim.x;
   size_t i = size_t(blockIdx.x) * blockDim.x + threadIdx.x;
@@ -78,13 +80,13 @@ Result<CudaMemoryBandwidth> MeasureCudaReadBandwidth(int device, size_t bytes, i
   cudaEvent_t start, stop;
   cudaEventCreate(&start);
   cudaEventCreate(&stop);
-  FillOnesKernel<<<blocks, threads>>>(buf, n);
+  M2_LAUNCH(FillOnesKernel, dim3(blocks), dim3(threads), nullptr, buf, n);
   std::vector<double> rates;
   std::vector<float> sums(size_t(blocks), 0.0f);
   Status status = Status::Ok();
   for (int r = 0; r <= reps && status.ok(); ++r) {
     cudaEventRecord(start);
-    ReadSumKernel<<<blocks, threads>>>(buf, n, partial);
+    M2_LAUNCH(ReadSumKernel, dim3(blocks), dim3(threads), nullptr, buf, n, partial);
     cudaEventRecord(stop);
     if ((e = cudaEventSynchronize(stop)) != cudaSuccess) {
       status = Err("bandwidth probe kernel", e);

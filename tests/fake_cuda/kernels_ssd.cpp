@@ -1,0 +1,4 @@
+// src/backend/cuda/ssd.cu compiled for the fake device.
+#include "fake_cuda/fake_launch.h"
+
+#include "backend/cuda/ssd.cu"
