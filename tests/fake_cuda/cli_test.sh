@@ -45,6 +45,21 @@ else
   tail -5 "$TMP/logits.err"
 fi
 
+# Perplexity over sliding windows (batched prefills of all logits) equal to the cpu backend's.
+printf 'First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n\n' >"$TMP/text.txt"
+printf 'First Citizen:\nYou are all resolved rather to die than to famish?\n' >>"$TMP/text.txt"
+ppl() {
+  timeout 300 "$BIN" perplexity -m "$M" -f "$TMP/text.txt" --ctx 32 --stride 16 --backend "$1" 2>&1 |
+    sed -n 's/^token_perplexity: //p'
+}
+want=$(ppl cpu)
+got=$(ppl cuda)
+if [ -n "$got" ] && [ -n "$want" ] && awk -v a="$got" -v b="$want" 'BEGIN { d = a - b; exit !(d < 1e-5 * b && -d < 1e-5 * b) }'; then
+  ok "perplexity --backend cuda $got = cpu $want (within 1e-5)"
+else
+  bad "perplexity --backend cuda [$got] vs cpu [$want]"
+fi
+
 # shellcheck source=scripts/cuda_variants.sh
 source "$ROOT/scripts/cuda_variants.sh"
 # bench as gpu_check.sh runs it (modes, feature switches, the variants' arguments), on the small
