@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/host_buffer.h"
 #include "core/thread_pool.h"
 #include "lib/stats.h"
 
@@ -94,9 +95,12 @@ MachineInfo DescribeMachine() {
 
 double MeasureReadBandwidth(int n_threads, size_t bytes, int reps) {
   const size_t n = bytes / sizeof(float);
-  std::unique_ptr<float, FreeDeleter> buf(static_cast<float*>(AllocAligned(n * sizeof(float))));
+  // The kind of memory the weights live in (huge pages where the kernel gives them), so that
+  // decode is compared with a read of the same kind.
+  Result<HostBuffer> buf = HostBuffer::Allocate(n * sizeof(float));
+  CHECK_MSG(buf.ok(), "out of memory allocating the bandwidth probe's buffer");
   ThreadPool pool(n_threads);
-  float* data = buf.get();
+  float* data = reinterpret_cast<float*>(buf->data());
   // First touch from the threads that will read, so pages are spread as they will be used.
   pool.ParallelFor(int64_t(n), [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) data[i] = float(i & 1023) * 1e-3f;

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "core/host_buffer.h"
 #include "core/status.h"
 #include "core/tensor.h"
 
@@ -20,24 +21,9 @@ struct StoredTensor {
   std::string file;  // the file the bytes come from, for error messages
 };
 
-// Heap bytes aligned for any SIMD load; used where a tensor cannot be a view into the file
-// (non-contiguous torch tensors, misaligned safetensors data).
-class AlignedBuffer {
- public:
-  static constexpr size_t kAlignment = 64;
-  AlignedBuffer() = default;
-  // Fails (rather than throwing) when the allocation does.
-  static Result<AlignedBuffer> Allocate(size_t nbytes);
-  uint8_t* data() const { return data_.get(); }
-  size_t size() const { return size_; }
-
- private:
-  struct Free {
-    void operator()(uint8_t* p) const;
-  };
-  std::unique_ptr<uint8_t, Free> data_;
-  size_t size_ = 0;
-};
+// Bytes that back a tensor which cannot be a view into its file (non-contiguous torch tensors,
+// misaligned safetensors data) or that has no file (random weights): huge-page memory when large.
+using AlignedBuffer = HostBuffer;
 
 // Tensors resolved from one file's bytes. Views point either into those bytes or into `owned`.
 struct TensorSet {

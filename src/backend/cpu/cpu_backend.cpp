@@ -13,15 +13,11 @@
 #include "backend/cpu/cpu_dnnl.h"
 #include "backend/cpu/cpu_kernels.h"
 #include "backend/host_backend.h"
+#include "core/host_buffer.h"
 #include "core/thread_pool.h"
 
 namespace mamba2 {
 namespace {
-
-struct AlignedFree {
-  void operator()(float* p) const { std::free(p); }
-};
-using AlignedBuffer = std::unique_ptr<float[], AlignedFree>;
 
 class CpuBackend final : public HostBackend {
  public:
@@ -127,11 +123,11 @@ class CpuBackend final : public HostBackend {
 
  protected:
   // Matrices are used in place (mmapped) in the dtype they are stored in, except where the
-  // mode needs another: bf16 mode rounds f32/f16 matrices to bf16 once, and f64 (only in
-  // tests' fixtures) becomes f32. The same stored tensor prepared twice (tied embedding /
-  // lm_head) shares one copy. Like the in-place views, this assumes host tensors outlive the
-  // backend unchanged; the sampled fingerprint only guards against a freed tensor's address
-  // being reused.
+  // mode needs another: bf16 mode rounds f32/f16 matrices to bf16 once (into a HostBuffer: huge
+  // pages), and f64 (only in tests' fixtures) becomes f32. The same stored tensor prepared twice
+  // (tied embedding / lm_head) shares one copy. Like the in-place views, this assumes host
+  // tensors outlive the backend unchanged; the sampled fingerprint only guards against a freed
+  // tensor's address being reused.
   TensorView PrepareMatrix(const TensorView& host) override {
     DType target = host.dtype;
     if (matmul_ == CpuMatMul::kBf16) target = DType::BF16;
@@ -146,9 +142,9 @@ class CpuBackend final : public HostBackend {
     const int64_t n = host.numel();
     const size_t es = DTypeSize(target);
     const size_t bytes = (size_t(n) * es + 63) / 64 * 64;
-    AlignedBuffer buf(static_cast<float*>(std::aligned_alloc(64, bytes == 0 ? 64 : bytes)));
-    CHECK_MSG(buf != nullptr, "out of host memory converting a weight matrix");
-    void* dst = buf.get();
+    Result<HostBuffer> buf = HostBuffer::Allocate(bytes);
+    CHECK_MSG(buf.ok(), "out of host memory converting a weight matrix");
+    void* dst = buf->data();
     pool_.ParallelFor(
         n,
         [&](int64_t b, int64_t e) {
@@ -160,7 +156,7 @@ class CpuBackend final : public HostBackend {
         },
         1 << 16);
     prepared_[key] = dst;
-    owned_.push_back(std::move(buf));
+    owned_.push_back(std::move(buf).value());
     return TensorView{dst, target, host.shape};
   }
 
@@ -196,7 +192,7 @@ class CpuBackend final : public HostBackend {
   std::map<std::tuple<void*, DType, int64_t, uint64_t>, void*> prepared_;
   std::mutex xb_mu_;
   std::vector<uint16_t> xb_scratch_;  // prefill activations rounded to bf16
-  std::vector<AlignedBuffer> owned_;
+  std::vector<HostBuffer> owned_;  // converted matrices
 };
 
 }  // namespace
