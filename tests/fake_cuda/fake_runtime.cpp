@@ -116,32 +116,26 @@ double NowMs() {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-// The allocation [p, p + bytes) lies in, if any.
-const Allocation* Find(const void* p, size_t bytes, uintptr_t* start = nullptr) {
+// The allocation address p lies in (its start in *start), if any.
+const Allocation* Containing(const void* p, uintptr_t* start) {
   Device& d = Dev();
   const uintptr_t a = reinterpret_cast<uintptr_t>(p);
   auto it = d.allocations.upper_bound(a);
   if (it == d.allocations.begin()) return nullptr;
   --it;
-  if (a + bytes > it->first + it->second.bytes || a < it->first) return nullptr;
-  if (start) *start = it->first;
+  if (a >= it->first + std::max<size_t>(it->second.bytes, 1)) return nullptr;
+  *start = it->first;
   return &it->second;
 }
 
 Space SpaceOf(const void* p, size_t bytes) {
-  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
-  Device& d = Dev();
-  auto it = d.allocations.upper_bound(a);
-  if (it != d.allocations.begin()) {
-    --it;
-    if (a >= it->first && a < it->first + std::max<size_t>(it->second.bytes, 1)) {
-      if (a + bytes > it->first + it->second.bytes)
-        Die("an access of " + std::to_string(bytes) + " bytes runs past the end of its " +
-            std::to_string(it->second.bytes) + "-byte allocation");
-      return it->second.space;
-    }
-  }
-  return Space::kPageable;
+  uintptr_t start = 0;
+  const Allocation* a = Containing(p, &start);
+  if (!a) return Space::kPageable;
+  if (reinterpret_cast<uintptr_t>(p) + bytes > start + a->bytes)
+    Die("an access of " + std::to_string(bytes) + " bytes runs past the end of its " + std::to_string(a->bytes) +
+        "-byte allocation");
+  return a->space;
 }
 
 void Protect(int prot) {
@@ -161,7 +155,7 @@ void Close() {
 void SegvHandler(int sig, siginfo_t* info, void*) {
   // Not async-signal-safe, but the process ends here either way.
   uintptr_t start = 0;
-  const Allocation* a = Find(info->si_addr, 1, &start);
+  const Allocation* a = Containing(info->si_addr, &start);
   if (a && a->space == Space::kDevice && Dev().open_depth == 0) {
     std::fprintf(stderr,
                  "fake cuda: the host touched device memory at %p (offset %zu of a %zu-byte cudaMalloc "
@@ -289,36 +283,41 @@ using Lock = std::lock_guard<std::recursive_mutex>;
 
 // ---- errors and device -----------------------------------------------------------------------
 
-const char* cudaGetErrorName(cudaError_t e) {
-  switch (e) {
-    case cudaSuccess: return "cudaSuccess";
-    case cudaErrorInvalidValue: return "cudaErrorInvalidValue";
-    case cudaErrorMemoryAllocation: return "cudaErrorMemoryAllocation";
-    case cudaErrorNoDevice: return "cudaErrorNoDevice";
-    case cudaErrorInvalidDevice: return "cudaErrorInvalidDevice";
-    case cudaErrorInvalidResourceHandle: return "cudaErrorInvalidResourceHandle";
-    case cudaErrorNotReady: return "cudaErrorNotReady";
-    case cudaErrorStreamCaptureUnsupported: return "cudaErrorStreamCaptureUnsupported";
-    case cudaErrorStreamCaptureInvalidated: return "cudaErrorStreamCaptureInvalidated";
-    case cudaErrorStreamCaptureWrongThread: return "cudaErrorStreamCaptureWrongThread";
-  }
-  return "cudaErrorUnknown";
+namespace {
+
+// Each error's name and text, as the runtime reports them.
+struct ErrorInfo {
+  cudaError_t e;
+  const char* name;
+  const char* text;
+};
+constexpr ErrorInfo kErrors[] = {
+    {cudaSuccess, "cudaSuccess", "no error"},
+    {cudaErrorInvalidValue, "cudaErrorInvalidValue", "invalid argument"},
+    {cudaErrorMemoryAllocation, "cudaErrorMemoryAllocation", "out of memory"},
+    {cudaErrorNoDevice, "cudaErrorNoDevice", "no CUDA-capable device is detected"},
+    {cudaErrorInvalidDevice, "cudaErrorInvalidDevice", "invalid device ordinal"},
+    {cudaErrorInvalidResourceHandle, "cudaErrorInvalidResourceHandle", "invalid resource handle"},
+    {cudaErrorNotReady, "cudaErrorNotReady", "device not ready"},
+    {cudaErrorStreamCaptureUnsupported, "cudaErrorStreamCaptureUnsupported",
+     "operation not permitted when stream is capturing"},
+    {cudaErrorStreamCaptureInvalidated, "cudaErrorStreamCaptureInvalidated",
+     "operation failed due to a previous error during capture"},
+    {cudaErrorStreamCaptureWrongThread, "cudaErrorStreamCaptureWrongThread",
+     "attempt to terminate a thread-local capture sequence from another thread"},
+};
+constexpr ErrorInfo kUnknownError = {cudaErrorInvalidValue, "cudaErrorUnknown", "unknown error"};
+
+const ErrorInfo& InfoOf(cudaError_t e) {
+  for (const ErrorInfo& i : kErrors)
+    if (i.e == e) return i;
+  return kUnknownError;
 }
-const char* cudaGetErrorString(cudaError_t e) {
-  switch (e) {
-    case cudaSuccess: return "no error";
-    case cudaErrorInvalidValue: return "invalid argument";
-    case cudaErrorMemoryAllocation: return "out of memory";
-    case cudaErrorNoDevice: return "no CUDA-capable device is detected";
-    case cudaErrorInvalidDevice: return "invalid device ordinal";
-    case cudaErrorInvalidResourceHandle: return "invalid resource handle";
-    case cudaErrorNotReady: return "device not ready";
-    case cudaErrorStreamCaptureUnsupported: return "operation not permitted when stream is capturing";
-    case cudaErrorStreamCaptureInvalidated: return "operation failed due to a previous error during capture";
-    case cudaErrorStreamCaptureWrongThread: return "attempt to terminate a thread-local capture sequence from another thread";
-  }
-  return "unknown error";
-}
+
+}  // namespace
+
+const char* cudaGetErrorName(cudaError_t e) { return InfoOf(e).name; }
+const char* cudaGetErrorString(cudaError_t e) { return InfoOf(e).text; }
 cudaError_t cudaGetLastError() {
   const cudaError_t e = last_error;
   last_error = cudaSuccess;

@@ -141,8 +141,7 @@ class CpuBackend final : public HostBackend {
     if (auto it = prepared_.find(key); it != prepared_.end()) return TensorView{it->second, target, host.shape};
     const int64_t n = host.numel();
     const size_t es = DTypeSize(target);
-    const size_t bytes = (size_t(n) * es + 63) / 64 * 64;
-    Result<HostBuffer> buf = HostBuffer::Allocate(bytes);
+    Result<HostBuffer> buf = HostBuffer::Allocate(size_t(n) * es);
     CHECK_MSG(buf.ok(), "out of host memory converting a weight matrix");
     void* dst = buf->data();
     pool_.ParallelFor(
