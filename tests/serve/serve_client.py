@@ -193,15 +193,15 @@ def run_concurrency(args):
     print(f"  all {len(jobs)} responses identical to the request run alone ({gen} tokens)")
 
     # A response's last bytes can reach the client before the scheduler has retired its
-    # sequence and updated the gauges: give it a moment.
+    # sequence and updated the gauges, and before its handler has counted it: give it a moment.
     deadline = time.time() + 5
     while True:
         m = metrics(args.base)
         idle = m["mamba2_running_sequences"] == 0 and m["mamba2_queue_length"] == 0
-        if idle or time.time() > deadline:
+        ok = m.get('mamba2_requests_total{endpoint="/v1/completions",status="200"}', 0)
+        if (idle and ok >= len(jobs)) or time.time() > deadline:
             break
         time.sleep(0.05)
-    ok = m.get('mamba2_requests_total{endpoint="/v1/completions",status="200"}', 0)
     check(ok == len(jobs), f"metrics count {ok} completions, expected {len(jobs)}")
     check(idle, "sequences left running/queued 5 s after the last response")
     print(f"  decode steps {m['mamba2_decode_steps_total']:.0f} advanced {m['mamba2_decode_rows_total']:.0f} "
