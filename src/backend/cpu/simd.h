@@ -199,6 +199,15 @@ inline void Prefetch(const void* p) {
 #endif
 }
 
+// A hint to bring the cache line holding p into L2 (and L3), not L1; never faults.
+inline void PrefetchL2(const void* p) {
+#if defined(__SSE__)
+  _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T1);
+#else
+  __builtin_prefetch(p, 0, 2);
+#endif
+}
+
 // Prefetch of every cache line of p[0, n), n >= 1.
 inline void PrefetchSpan(const float* p, int64_t n) {
   for (int64_t i = 0; i < n; i += 64 / int64_t(sizeof(float))) Prefetch(p + i);
