@@ -38,12 +38,12 @@ struct F16W : WidenEachVector<F16W, uint16_t> {
   static Vf Load(const E* p) { return LoadF16(p); }
   static Vf LoadN(const E* p, int n) { return LoadNF16(p, n); }
 };
-#if defined(__AVX512F__)
-// bf16 widened on 32-bit lanes: 32 weights loaded as 16 lanes give the even elements by a shift
-// and the odd ones by a mask, against x rearranged to match (per block of 32: its 16 even, then
-// its 16 odd elements). Three instructions per 32 weights where a zero-extend and shift per 16
-// take four: the 2.7b bf16 decode ran 178 -> 166 ms/token on the AMX Xeon (2 threads; 81% -> 87-91%
-// of the read bandwidth), the GEMV being partly bound by each core's instructions per byte.
+// bf16 widened on 32-bit lanes: 2 kLanes weights loaded as kLanes lanes give the even elements
+// by a shift and the odd ones by a mask (LoadBf16EvenOdd), against x rearranged to match (per
+// block of 2 kLanes: its even, then its odd elements). Three instructions per 32 weights where a
+// zero-extend and shift per 16 take four: the 2.7b bf16 decode ran 180-181 -> 167-173 ms/token on
+// the AMX Xeon (AVX-512, 2 threads; 81-84% -> 88-91% of the read bandwidth), the GEMV being partly
+// bound by each core's instructions per byte.
 struct Bf16W {
   using E = uint16_t;
   static constexpr bool kSplitX = true;
@@ -53,11 +53,9 @@ struct Bf16W {
   static Vf LoadN(const E* p, int n) { return LoadNBf16(p, n); }
   template <int R>
   static void Step(const float* const* xs, const E* w, int64_t i, Vf (&acc)[kU][R]) {
-    const __m512i hi = _mm512_set1_epi32(int(0xFFFF0000u));
     for (int b = 0; b < 2; ++b) {
-      const __m512i wi = _mm512_loadu_si512(w + i + b * kBlock);
-      const Vf even{_mm512_castsi512_ps(_mm512_slli_epi32(wi, 16))};
-      const Vf odd{_mm512_castsi512_ps(_mm512_and_si512(wi, hi))};
+      Vf even, odd;
+      LoadBf16EvenOdd(w + i + b * kBlock, even, odd);
       for (int r = 0; r < R; ++r) {
         const float* x = xs[r] + i + b * kBlock;
         acc[2 * b][r] = Fma(cpu::Load(x), even, acc[2 * b][r]);
@@ -75,12 +73,6 @@ struct Bf16W {
       }
   }
 };
-#else
-struct Bf16W : WidenEachVector<Bf16W, uint16_t> {
-  static Vf Load(const E* p) { return LoadBf16(p); }
-  static Vf LoadN(const E* p, int n) { return LoadNBf16(p, n); }
-};
-#endif
 
 // out[r][j] = x[r] . w[j] for the R (<= 4) rows of a group and one weight row j. Each x row
 // keeps kU = 4 partial sums whatever R is, and the sums are combined in one fixed order, so a
@@ -124,7 +116,8 @@ inline void GemvGroup(const float* const* xs, const float* const* xr, const type
 // (three alternated runs); prefetching into L2 only, 4 KB ahead, lifted 2.7b bf16 decode again
 // from 4.45-4.57 to 5.45-5.65 tok/s (65-67% -> 79-81% of the read bandwidth; f16 alike, f32 +2-4%):
 // the L2's queue keeps more lines in flight than L1's fill buffers, and 1 KB was too close to
-// cover the VM's memory latency (2-16 KB all measured within 2% of each other, 512 B slower).
+// cover the VM's memory latency (into L2, 4-16 KB ahead measured within 2% of each other; into
+// L1, 2 KB ahead was 10% slower and 512 B 33% slower).
 // On the AMD Zen 4 where the GEMV was first tuned, L1 prefetches 1 KB ahead measured ~25% slower,
 // so other CPUs leave it to the hardware. A pure hint: the results are the same bits either way.
 bool PrefetchWeights() {

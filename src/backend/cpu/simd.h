@@ -77,6 +77,12 @@ inline Vf LoadBf16(const uint16_t* p) {
 inline Vf LoadF16(const uint16_t* p) {
   return {_mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)))};
 }
+// 2 kLanes bf16 values widened to f32 (exact): the even-indexed ones (0, 2, ...) and the odd ones.
+inline void LoadBf16EvenOdd(const uint16_t* p, Vf& even, Vf& odd) {
+  const __m512i w = _mm512_loadu_si512(p);
+  even = {_mm512_castsi512_ps(_mm512_slli_epi32(w, 16))};
+  odd = {_mm512_castsi512_ps(_mm512_and_si512(w, _mm512_set1_epi32(int(0xFFFF0000u))))};
+}
 // 16 f32 rounded to bf16, nearest even.
 inline void StoreBf16(uint16_t* p, Vf a) {
 #if defined(__AVX512BF16__)
@@ -143,6 +149,11 @@ inline Vf LoadBf16(const uint16_t* p) {
   const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
   return {_mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16))};
 }
+inline void LoadBf16EvenOdd(const uint16_t* p, Vf& even, Vf& odd) {
+  const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  even = {_mm256_castsi256_ps(_mm256_slli_epi32(w, 16))};
+  odd = {_mm256_castsi256_ps(_mm256_and_si256(w, _mm256_set1_epi32(int(0xFFFF0000u))))};
+}
 #if defined(__F16C__)
 inline Vf LoadF16(const uint16_t* p) { return {_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)))}; }
 #else
@@ -185,6 +196,10 @@ inline Vf Max(Vf a, Vf b) { return {a.v > b.v ? a.v : b.v}; }
 inline float ReduceAdd(Vf a) { return a.v; }
 inline Vf Exp(Vf x) { return {std::exp(x.v)}; }
 inline Vf LoadBf16(const uint16_t* p) { return {BF16ToF32(*p)}; }
+inline void LoadBf16EvenOdd(const uint16_t* p, Vf& even, Vf& odd) {
+  even = {BF16ToF32(p[0])};
+  odd = {BF16ToF32(p[1])};
+}
 inline Vf LoadF16(const uint16_t* p) { return {F16ToF32(*p)}; }
 inline void StoreBf16(uint16_t* p, Vf a) { *p = F32ToBF16(a.v); }
 
