@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -71,6 +72,32 @@ double LoadAverage1Min() {
   return v;
 }
 
+size_t ParseCacheSize(const std::string& text) {
+  size_t i = 0, value = 0;
+  while (i < text.size() && text[i] >= '0' && text[i] <= '9') value = value * 10 + size_t(text[i++] - '0');
+  if (i == 0) return 0;
+  size_t scale = 1;
+  if (i < text.size() && (text[i] == 'K' || text[i] == 'M' || text[i] == 'G')) {
+    scale = text[i] == 'K' ? size_t(1) << 10 : text[i] == 'M' ? size_t(1) << 20 : size_t(1) << 30;
+    ++i;
+  }
+  while (i < text.size() && std::isspace(static_cast<unsigned char>(text[i]))) ++i;
+  return i == text.size() ? value * scale : 0;
+}
+
+size_t LastLevelCacheBytes(const std::string& cache_dir) {
+  size_t best = 0;
+  for (int index = 0; index < 16; ++index) {
+    const std::string dir = cache_dir + "/index" + std::to_string(index) + "/";
+    std::ifstream type_file(dir + "type"), size_file(dir + "size");
+    std::string type, size;
+    if (!(type_file >> type) || !(size_file >> size)) continue;
+    if (type == "Instruction") continue;
+    best = std::max(best, ParseCacheSize(size));
+  }
+  return best;
+}
+
 MachineInfo DescribeMachine() {
   MachineInfo m;
   std::ifstream f("/proc/cpuinfo");
@@ -86,6 +113,7 @@ MachineInfo DescribeMachine() {
   }
   if (m.n_cpus == 0) m.n_cpus = int(std::thread::hardware_concurrency());
   m.load_1min = LoadAverage1Min();
+  m.last_level_cache_bytes = LastLevelCacheBytes();
   const std::time_t t = std::time(nullptr);
   char buf[32];
   std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));

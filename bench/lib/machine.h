@@ -18,8 +18,16 @@ struct MachineInfo {
   int n_cpus = 0;
   double load_1min = 0.0;  // /proc/loadavg: other work sharing the cores while we measure
   std::string date_utc;    // ISO 8601
+  size_t last_level_cache_bytes = 0;  // cpu0's largest data/unified cache; 0 if unknown
 };
 MachineInfo DescribeMachine();
+
+// A sysfs cache size ("307200K", "32M", "512") in bytes; 0 if it is not one.
+size_t ParseCacheSize(const std::string& text);
+// The largest data or unified cache listed under a sysfs cache folder (index*/type, index*/size);
+// 0 if there is none. A VM's L3 can hold a small model's weights, and decode then reads faster
+// than the memory-bandwidth probe, which the report points out.
+size_t LastLevelCacheBytes(const std::string& cache_dir = "/sys/devices/system/cpu/cpu0/cache");
 double LoadAverage1Min();
 
 // Best of `reps` passes of a streaming read of `bytes` (far beyond the last-level cache) by

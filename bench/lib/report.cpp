@@ -15,6 +15,14 @@ const PrefillRun* Headline(const BenchReport& r) {
 
 double Frac(double a, double b) { return b > 0 ? a / b : 0.0; }
 
+// Whether a host backend's decode reads few enough bytes per token that the CPU's last-level
+// cache may hold much of them between steps (a VM's L3 can be hundreds of MB).
+bool DecodeMayHitCache(const BenchReport& r) {
+  const bool host = r.backend.rfind("cuda", 0) != 0;
+  return host && r.runs.decode_s_per_token > 0 && r.machine.last_level_cache_bytes > 0 &&
+         r.decode_bytes.total() < 2.0 * double(r.machine.last_level_cache_bytes);
+}
+
 // A limit figure, or null when it was not measured (0).
 nlohmann::json MeasuredOrNull(double v) { return v > 0 ? nlohmann::json(v) : nlohmann::json(); }
 
@@ -24,8 +32,11 @@ void PrintTable(std::FILE* f, const BenchReport& r) {
   std::fprintf(f, "\nmamba2 bench: %s | weights %s, prefill compute %s, decode reads %s | backend %s, %d threads\n",
                r.model.c_str(), r.weight_dtype.c_str(), r.compute.c_str(), r.matrix_dtype.c_str(), r.backend.c_str(),
                r.threads);
-  std::fprintf(f, "CPU %s (%d cpus) | %s | load %.2f at start, %.2f at end\n", r.machine.cpu_model.c_str(),
-               r.machine.n_cpus, r.machine.date_utc.c_str(), r.machine.load_1min, r.load_1min_end);
+  std::fprintf(f, "CPU %s (%d cpus", r.machine.cpu_model.c_str(), r.machine.n_cpus);
+  if (r.machine.last_level_cache_bytes > 0)
+    std::fprintf(f, ", last-level cache %.0f MiB", double(r.machine.last_level_cache_bytes) / double(1 << 20));
+  std::fprintf(f, ") | %s | load %.2f at start, %.2f at end\n", r.machine.date_utc.c_str(), r.machine.load_1min,
+               r.load_1min_end);
   std::fprintf(f, "model: d_model %lld, n_layer %lld, vocab %lld, chunk %lld, %.1f MB of weights\n\n",
                (long long)r.config.d_model, (long long)r.config.n_layer, (long long)r.config.vocab_rows,
                (long long)r.chunk_size, double(r.weight_bytes) / 1e6);
@@ -77,6 +88,12 @@ void PrintTable(std::FILE* f, const BenchReport& r) {
                    r.runs.picked_decode_s_per_token * 1e3, 1.0 / r.runs.picked_decode_s_per_token,
                    r.decode_bytes.total() / 1e6, pbps / 1e9, 100.0 * Frac(pbps, r.read_bandwidth_bytes_per_s));
     }
+    if (DecodeMayHitCache(r))
+      std::fprintf(f,
+                   "note: the %.0f MB read per token are within twice the %.0f MiB last-level cache: part of each\n"
+                   "step may come from cache, so decode can read faster than the probe; a larger --shape gives a\n"
+                   "memory-bound figure\n",
+                   r.decode_bytes.total() / 1e6, double(r.machine.last_level_cache_bytes) / double(1 << 20));
     std::fprintf(f, "\n");
   }
   if (!r.runs.contexts.empty()) {
@@ -103,6 +120,8 @@ std::string ToJson(const BenchReport& r) {
   j["date"] = r.machine.date_utc;
   j["cpu_model"] = r.machine.cpu_model;
   j["n_cpus"] = r.machine.n_cpus;
+  j["last_level_cache_bytes"] = r.machine.last_level_cache_bytes;
+  j["decode_may_hit_cache"] = DecodeMayHitCache(r);
   j["load_1min_start"] = r.machine.load_1min;
   j["load_1min_end"] = r.load_1min_end;
   j["backend"] = r.backend;
