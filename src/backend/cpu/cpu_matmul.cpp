@@ -80,7 +80,7 @@ struct Bf16W {
 // gives every sequence the bits it would get alone. xs: the x rows as W::Step reads them; xr:
 // as they are (for the tail).
 // kPrefetch: each step also prefetches the weight bytes kPrefetchAhead further on (see
-// PrefetchWeights).
+// PrefetchAhead in simd.h).
 constexpr int64_t kPrefetchAhead = 4096;
 
 template <typename W, int R, bool kPrefetch>
@@ -109,24 +109,6 @@ inline void GemvGroup(const float* const* xs, const float* const* xr, const type
     const float v = ReduceAdd((acc[0][r] + acc[1][r]) + (acc[2][r] + acc[3][r]));
     outr[r][j] = accumulate ? outr[r][j] + v : v;
   }
-}
-
-// Whether the GEMV prefetches its weights in software as well. On the Intel Xeon (AMX, 2 threads)
-// a prefetch into L1 1 KB ahead first lifted 130m decode from 64.2-64.6 to 69.2-72.4 tok/s in bf16
-// (three alternated runs); prefetching into L2 only, 4 KB ahead, lifted 2.7b bf16 decode again
-// from 4.45-4.57 to 5.45-5.65 tok/s (65-67% -> 79-81% of the read bandwidth; f16 alike, f32 +2-4%):
-// the L2's queue keeps more lines in flight than L1's fill buffers, and 1 KB was too close to
-// cover the VM's memory latency (into L2, 4-16 KB ahead measured within 2% of each other; into
-// L1, 2 KB ahead was 10% slower and 512 B 33% slower).
-// On the AMD Zen 4 where the GEMV was first tuned, L1 prefetches 1 KB ahead measured ~25% slower,
-// so other CPUs leave it to the hardware. A pure hint: the results are the same bits either way.
-bool PrefetchWeights() {
-#if defined(__x86_64__) && defined(__GNUC__)
-  static const bool intel = __builtin_cpu_is("intel");
-  return intel;
-#else
-  return false;
-#endif
 }
 
 // Rows [0, rows) for weight rows [n0, n1), one weight row after another: the weights are read
@@ -168,7 +150,7 @@ void GemvW(ThreadPool& pool, const float* const* xr, int rows, const typename W:
   // one thread idled at the end of every matmul while the other finished (13% of decode).
   // Pieces of >= 32 weight rows keep per-piece overhead small against streaming 32*k elements.
   const int64_t grain = std::max<int64_t>(32, n / (8 * int64_t(pool.n_threads())));
-  const bool prefetch = PrefetchWeights();
+  const bool prefetch = PrefetchAhead();
   pool.ParallelForDynamic(n, grain, [&](int64_t n0, int64_t n1) {
     if (prefetch)
       GemvRows<W, true>(xs, xr, rows, w, k, n0, n1, accumulate, outr);

@@ -336,6 +336,8 @@ void SsmStep(ThreadPool& pool, const ScanInputs& in, const int32_t* slots, const
   const int64_t heads_per_group = heads / dims.n_groups;
   // Streaming the states is memory-bound: small pieces claimed dynamically keep both threads
   // busy to the end.
+  const bool prefetch = PrefetchAhead();
+  constexpr int64_t kAheadFloats = 1024;  // 4 KB: a few rows of the [p, n] state on
   pool.ParallelForDynamic(
       rows * heads, 2,
       [&](int64_t t0, int64_t t1) {
@@ -355,6 +357,8 @@ void SsmStep(ThreadPool& pool, const ScanInputs& in, const int32_t* slots, const
             const float xv = x[ip];
             const Vf dtx = Set1(dt * xv);
             float* hr = h + ip * n;
+            if (prefetch)
+              for (int64_t b = 0; b < n; b += 64 / int64_t(sizeof(float))) PrefetchL2(hr + b + kAheadFloats);
             Vf acc = Zero();
             int64_t k = 0;
             for (; k + kLanes <= n; k += kLanes) {
