@@ -276,7 +276,8 @@ int RunBench(BenchArgs a) {
       // 2048 x 4096 x 2048: large enough for the library's best blocking, ~0.3 s on two cores.
       const int64_t m = 2048, n = 4096, k = 2048;
       rep.gemm_problem = "2048 x 4096 x 2048";
-      rep.read_bandwidth_start_bytes_per_s = MeasureReadBandwidth(threads, size_t(1) << 29, 7);
+      rep.host_probe_bytes = kHostProbeBytes;
+      rep.read_bandwidth_start_bytes_per_s = MeasureReadBandwidth(threads, kHostProbeBytes, 7);
       rep.gemm_library_flops_per_s = MeasureCpuGemmPeak(compute, threads, m, n, k, 3);
       rep.gemm_engine_flops_per_s = MeasureBackendMatMul(choice->make, compute, m, n, k, 3);
     } else {
@@ -309,7 +310,7 @@ int RunBench(BenchArgs a) {
   bo.pass_rows = mo.max_rows;
   bo.progress = [](const std::string& line) { std::fprintf(stderr, "  %s\n", line.c_str()); };
   if (choice->host && !a.no_limits)
-    bo.probe_bandwidth = [threads] { return MeasureReadBandwidth(threads, size_t(1) << 29, 5); };
+    bo.probe_bandwidth = [threads] { return MeasureReadBandwidth(threads, kHostProbeBytes, 5); };
 #if defined(MAMBA2_HAVE_CUDA)
   if (!choice->host && !a.no_limits)
     bo.probe_bandwidth = [dev = choice->cuda_device] {

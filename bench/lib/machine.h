@@ -33,6 +33,7 @@ double LoadAverage1Min();
 // Best of `reps` passes of a streaming read of `bytes` (far beyond the last-level cache) by
 // n_threads threads, each summing its contiguous part with wide vector loads.
 double MeasureReadBandwidth(int n_threads, size_t bytes, int reps);
+constexpr size_t kHostProbeBytes = size_t(1) << 29;  // what `mamba2 bench` reads: 512 MiB
 
 // FLOP/s (2 per multiply-add) of the library GEMM the cpu backend calls, on a large problem
 // (m x k times k x n): oneDNN sgemm for f32, oneDNN's bf16 matmul (bf16 x bf16 -> f32) for

@@ -109,8 +109,12 @@ void PrintTable(std::FILE* f, const BenchReport& r) {
     std::fprintf(f, "accuracy vs fp32 mode, %lld random tokens: logits rel L2 %.3g; perplexity %.4f vs %.4f (%+.4f%%)\n\n",
                  (long long)r.accuracy_tokens, r.logits_rel_l2_vs_fp32, r.ppl_compute, r.ppl_fp32,
                  100.0 * (Frac(r.ppl_compute, r.ppl_fp32) - 1.0));
-  std::fprintf(f, "peak RSS %.1f MB (%.2fx the weights); bench took %.1f s\n", double(r.peak_rss_bytes) / 1e6,
-               Frac(double(r.peak_rss_bytes), double(r.weight_bytes)), r.runs.seconds_total);
+  std::fprintf(f, "peak RSS %.1f MB (%.2fx the weights", double(r.peak_rss_bytes) / 1e6,
+               Frac(double(r.peak_rss_bytes), double(r.weight_bytes)));
+  if (r.host_probe_bytes > 0)
+    std::fprintf(f, "; includes the bandwidth probe's %.0f MiB buffer: --no-limits leaves it out",
+                 double(r.host_probe_bytes) / double(1 << 20));
+  std::fprintf(f, "); bench took %.1f s\n", r.runs.seconds_total);
 }
 
 std::string ToJson(const BenchReport& r) {

@@ -28,6 +28,7 @@ struct BenchReport {
   int64_t chunk_size = 0;
   size_t weight_bytes = 0;  // distinct stored bytes
   size_t peak_rss_bytes = 0;
+  size_t host_probe_bytes = 0;  // the host bandwidth probe's buffer, part of peak RSS; 0: not run
 
   double gemm_library_flops_per_s = 0;  // the library's GEMM with its own threading (cpu only)
   double gemm_engine_flops_per_s = 0;   // the backend's MatMul op on the same problem

@@ -87,5 +87,17 @@ TEST(CacheNote, PrintedOnlyWhenDecodeBytesFitTwiceTheCache) {
   EXPECT_EQ(Table(r).find("note:"), std::string::npos);
 }
 
+TEST(PeakRss, SaysWhenTheBandwidthProbeIsPartOfIt) {
+  BenchReport r;
+  r.backend = "cpu";
+  r.weight_bytes = 258500000;
+  r.peak_rss_bytes = 926600000;
+  EXPECT_NE(Table(r).find("peak RSS 926.6 MB (3.58x the weights); bench took"), std::string::npos);
+  r.host_probe_bytes = kHostProbeBytes;
+  EXPECT_NE(Table(r).find("(3.58x the weights; includes the bandwidth probe's 512 MiB buffer: --no-limits leaves "
+                          "it out); bench took"),
+            std::string::npos);
+}
+
 }  // namespace
 }  // namespace mamba2::bench
