@@ -92,8 +92,7 @@ inline void GemvGroup(const float* const* xs, const float* const* xr, const type
     for (int r = 0; r < R; ++r) acc[u][r] = Zero();
   int64_t i = 0;
   for (; i + kGemvStep <= k; i += kGemvStep) {
-    if constexpr (kPrefetch)
-      for (int64_t b = 0; b < kStepBytes; b += 64) PrefetchL2(reinterpret_cast<const char*>(wr + i) + kPrefetchAhead + b);
+    if constexpr (kPrefetch) PrefetchLinesL2(reinterpret_cast<const char*>(wr + i) + kPrefetchAhead, kStepBytes);
     W::template Step<R>(xs, wr, i, acc);
   }
   for (; i + kLanes <= k; i += kLanes) {

@@ -357,8 +357,7 @@ void SsmStep(ThreadPool& pool, const ScanInputs& in, const int32_t* slots, const
             const float xv = x[ip];
             const Vf dtx = Set1(dt * xv);
             float* hr = h + ip * n;
-            if (prefetch)
-              for (int64_t b = 0; b < n; b += 64 / int64_t(sizeof(float))) PrefetchL2(hr + b + kAheadFloats);
+            if (prefetch) PrefetchLinesL2(hr + kAheadFloats, n * int64_t(sizeof(float)));
             Vf acc = Zero();
             int64_t k = 0;
             for (; k + kLanes <= n; k += kLanes) {

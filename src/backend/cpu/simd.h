@@ -223,14 +223,19 @@ inline void PrefetchL2(const void* p) {
 #endif
 }
 
+// Prefetch into L2 of the 64-byte lines at p, p + 64, ... below p + bytes.
+inline void PrefetchLinesL2(const void* p, int64_t bytes) {
+  const char* c = static_cast<const char*>(p);
+  for (int64_t b = 0; b < bytes; b += 64) PrefetchL2(c + b);
+}
+
 // Whether streaming kernels (the GEMV's weights, the decode step's states) prefetch in software
-// as well. On the Intel Xeon (AMX, 2 threads)
-// a prefetch into L1 1 KB ahead first lifted 130m decode from 64.2-64.6 to 69.2-72.4 tok/s in bf16
-// (three alternated runs); prefetching into L2 only, 4 KB ahead, lifted 2.7b bf16 decode again
-// from 4.45-4.57 to 5.45-5.65 tok/s (65-67% -> 79-81% of the read bandwidth; f16 alike, f32 +2-4%):
-// the L2's queue keeps more lines in flight than L1's fill buffers, and 1 KB was too close to
-// cover the VM's memory latency (into L2, 4-16 KB ahead measured within 2% of each other; into
-// L1, 2 KB ahead was 10% slower and 512 B 33% slower).
+// as well. On the Intel Xeon (AMX, 2 threads) a prefetch into L1 1 KB ahead first lifted 130m
+// decode from 64.2-64.6 to 69.2-72.4 tok/s in bf16 (three alternated runs); prefetching into L2
+// only, 4 KB ahead, lifted 2.7b bf16 decode again from 4.45-4.57 to 5.45-5.65 tok/s (65-67% ->
+// 79-81% of the read bandwidth; f16 alike, f32 +2-4%): the L2's queue keeps more lines in flight
+// than L1's fill buffers, and 1 KB was too close to cover the VM's memory latency (into L2, 4-16 KB
+// ahead measured within 2% of each other; into L1, 2 KB ahead was 10% slower and 512 B 33% slower).
 // On the AMD Zen 4 where the GEMV was first tuned, L1 prefetches 1 KB ahead measured ~25% slower,
 // so other CPUs leave it to the hardware. The SSM decode step's states, 4 KB ahead into L2: 2.7b
 // bf16, 12 steps, 92.7-97.4 -> 74.5-78.0 ms (three alternated runs; ~1% of the step). A pure hint:
