@@ -8,6 +8,9 @@
 #   build/bin/llama-bench built (cmake -B build -DGGML_NATIVE=ON -DLLAMA_CURL=OFF &&
 #   cmake --build build --target llama-bench) and models/ggml-vocab-gpt-neox.gguf present
 #   (it is in llama.cpp's git tree). Nothing of llama.cpp is copied into this repository.
+#   Some llama.cpp commits (seen at 0253fb21f, 2026-05-16) size the mamba2 tensors ssm_in, ssm_dt,
+#   ssm_a and ssm_d by attention.head_count (written as 0) instead of ssm.time_step_rank and fail to
+#   load any Mamba-2 GGUF ("ssm_in.weight has wrong shape"); BENCHMARKS.md says how that run was made.
 # MAMBA2_BIN: the mamba2 CLI (writes the weights: mamba2 bench --write-model).
 # OUT_DIR: scratch space for the model folders, GGUF files and llama-bench JSON (~2.5 GB).
 # dtypes: space-separated subset of "f32 bf16 f16" (default: all three).
