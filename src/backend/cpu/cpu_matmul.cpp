@@ -79,9 +79,8 @@ struct Bf16W {
 // row's result does not depend on how many other rows share the step: a batched decode step
 // gives every sequence the bits it would get alone. xs: the x rows as W::Step reads them; xr:
 // as they are (for the tail).
-// kPrefetch: each step also prefetches the weight bytes kPrefetchAhead further on (see
+// kPrefetch: each step also prefetches the weight bytes kPrefetchAheadBytes further on (see
 // PrefetchAhead in simd.h).
-constexpr int64_t kPrefetchAhead = 4096;
 
 template <typename W, int R, bool kPrefetch>
 inline void GemvGroup(const float* const* xs, const float* const* xr, const typename W::E* wr, int64_t k, int64_t j,
@@ -92,7 +91,7 @@ inline void GemvGroup(const float* const* xs, const float* const* xr, const type
     for (int r = 0; r < R; ++r) acc[u][r] = Zero();
   int64_t i = 0;
   for (; i + kGemvStep <= k; i += kGemvStep) {
-    if constexpr (kPrefetch) PrefetchLinesL2(reinterpret_cast<const char*>(wr + i) + kPrefetchAhead, kStepBytes);
+    if constexpr (kPrefetch) PrefetchLinesL2(reinterpret_cast<const char*>(wr + i) + kPrefetchAheadBytes, kStepBytes);
     W::template Step<R>(xs, wr, i, acc);
   }
   for (; i + kLanes <= k; i += kLanes) {

@@ -337,7 +337,8 @@ void SsmStep(ThreadPool& pool, const ScanInputs& in, const int32_t* slots, const
   // Streaming the states is memory-bound: small pieces claimed dynamically keep both threads
   // busy to the end.
   const bool prefetch = PrefetchAhead();
-  constexpr int64_t kAheadFloats = 1024;  // 4 KB: a few rows of the [p, n] state on
+  // A few rows of the [p, n] state on.
+  constexpr int64_t kAheadFloats = kPrefetchAheadBytes / int64_t(sizeof(float));
   pool.ParallelForDynamic(
       rows * heads, 2,
       [&](int64_t t0, int64_t t1) {
