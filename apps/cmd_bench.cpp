@@ -261,6 +261,7 @@ int RunBench(BenchArgs a) {
   auto choice = ChooseBackend(a, weights);
   if (!choice.ok()) return Fail(choice.status());
   rep.backend = choice->backend->name();
+  rep.host_backend = choice->host;
   rep.compute = choice->compute;
   // What the matmuls read: the compute dtype when it is 16-bit, else the stored dtype on the
   // cpu (which reads weights as stored) and fp32 on cuda (which converts them once).

@@ -12,7 +12,8 @@
 #   ssm_a and ssm_d by attention.head_count (written as 0) instead of ssm.time_step_rank and fail to
 #   load any Mamba-2 GGUF ("ssm_in.weight has wrong shape"); BENCHMARKS.md says how that run was made.
 # MAMBA2_BIN: the mamba2 CLI (writes the weights: mamba2 bench --write-model).
-# OUT_DIR: scratch space for the model folders, GGUF files and llama-bench JSON (~2.5 GB).
+# OUT_DIR: scratch space for the model folders, GGUF files and llama-bench JSON (130m: ~2.5 GB;
+#   2.7b bf16: ~11 GB).
 # dtypes: space-separated subset of "f32 bf16 f16" (default: all three).
 # shape: 130m (default; llama-bench -p 512,2048 -n 128 -r 3) or a larger one such as 2.7b, whose
 #   decode reads from DRAM where 130m's can fit in a large L3 (llama-bench -p 512 -n 32 -r 3). With

@@ -18,8 +18,7 @@ double Frac(double a, double b) { return b > 0 ? a / b : 0.0; }
 // Whether a host backend's decode reads few enough bytes per token that the CPU's last-level
 // cache may hold much of them between steps (a VM's L3 can be hundreds of MB).
 bool DecodeMayHitCache(const BenchReport& r) {
-  const bool host = r.backend.rfind("cuda", 0) != 0;
-  return host && r.runs.decode_s_per_token > 0 && r.machine.last_level_cache_bytes > 0 &&
+  return r.host_backend && r.runs.decode_s_per_token > 0 && r.machine.last_level_cache_bytes > 0 &&
          r.decode_bytes.total() < 2.0 * double(r.machine.last_level_cache_bytes);
 }
 

@@ -29,6 +29,7 @@ struct BenchReport {
   size_t weight_bytes = 0;  // distinct stored bytes
   size_t peak_rss_bytes = 0;
   size_t host_probe_bytes = 0;  // the host bandwidth probe's buffer, part of peak RSS; 0: not run
+  bool host_backend = true;     // the backend computes in host memory (its decode may hit the CPU's cache)
 
   double gemm_library_flops_per_s = 0;  // the library's GEMM with its own threading (cpu only)
   double gemm_engine_flops_per_s = 0;   // the backend's MatMul op on the same problem

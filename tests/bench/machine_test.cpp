@@ -80,9 +80,11 @@ TEST(CacheNote, PrintedOnlyWhenDecodeBytesFitTwiceTheCache) {
 
   r.machine.last_level_cache_bytes = size_t(300) << 20;
   r.backend = "cuda-bf16";  // the host's cache says nothing about a GPU's memory
+  r.host_backend = false;
   EXPECT_EQ(Table(r).find("note:"), std::string::npos);
 
   r.backend = "cpu";
+  r.host_backend = true;
   r.machine.last_level_cache_bytes = 0;  // unknown
   EXPECT_EQ(Table(r).find("note:"), std::string::npos);
 }
