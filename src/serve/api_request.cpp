@@ -126,9 +126,15 @@ std::optional<ApiError> ParsePrompt(const json& body, CompletionRequest* out) {
     return std::nullopt;
   }
   if (one->is_array()) {
-    if (!one->empty() && ((*one)[0].is_string() || (*one)[0].is_array()))
+    if (!one->empty() && ((*one)[0].is_string() || (*one)[0].is_array())) {
+      // A one-element batch was unwrapped above: what is left nests deeper than any prompt form.
+      if (one != p)
+        return BadRequest("'prompt' must be a string, an array of token ids, or a one-element array of either; "
+                          "got arrays nested deeper: " + Short(*p),
+                          "prompt", "invalid_type");
       return BadRequest("only one prompt per request is supported, got " + std::to_string(one->size()), "prompt",
                         "unsupported_parameter");
+    }
     out->prompt_is_text = false;
     out->prompt_ids.clear();
     out->prompt_ids.reserve(one->size());
@@ -240,8 +246,9 @@ std::optional<ApiError> ParseCompletionRequest(const json& body, const RequestLi
   if (auto e = GetInt(body, "repeat_last_n", -1, std::numeric_limits<int32_t>::max(), &last_n)) return e;
   sp.repeat_last_n = int(last_n);
   if (const json* v = Field(body, "seed")) {
-    if (!v->is_number() || !(v->is_number_unsigned() || AsInt64(*v)))
-      return WrongType("seed", "an integer", *v);
+    if (!v->is_number()) return WrongType("seed", "an integer", *v);
+    if (!(v->is_number_unsigned() || AsInt64(*v)))
+      return BadRequest("'seed' must be an integer in [-2^63, 2^64), got " + Short(*v), "seed");
     sp.seed = v->is_number_unsigned() ? v->get<uint64_t>() : uint64_t(*AsInt64(*v));
     out->seed_given = true;
   }
