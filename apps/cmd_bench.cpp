@@ -2,12 +2,12 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
 #include <set>
 #include <thread>
 
 #include "backend/cpu/cpu_backend.h"
 #include "commands.h"
+#include "io/atomic_file.h"
 #include "io/weight_store.h"
 #include "lib/machine.h"
 #include "lib/model_bench.h"
@@ -336,9 +336,7 @@ int RunBench(BenchArgs a) {
     if (Status st = Profile(config, store, choice->backend.get(), a); !st.ok()) return Fail(st);
   }
   if (!a.json.empty()) {
-    std::ofstream f(a.json, std::ios::binary);
-    f << ToJson(rep) << "\n";
-    if (!f) return Fail(Status::Error("cannot write " + a.json));
+    if (Status st = WriteFileAtomic(a.json, ToJson(rep) + "\n"); !st.ok()) return Fail(st);
   }
   return 0;
 }

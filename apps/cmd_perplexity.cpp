@@ -4,13 +4,13 @@
 // progress goes to stderr.
 #include <cmath>
 #include <cstdio>
-#include <fstream>
 #include <limits>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "io/atomic_file.h"
 #include "io/read_file.h"
 #include "engine/perplexity.h"
 #include "engine/perplexity_logits.h"
@@ -78,11 +78,7 @@ Status DumpIds(const std::string& path, const PplInput& in) {
   nlohmann::json docs = nlohmann::json::array();
   for (const auto& seq : in.docs) docs.push_back(std::vector<int32_t>(seq.begin() + (wiki ? 1 : 0), seq.end()));
   j["docs"] = std::move(docs);
-  std::ofstream f(path, std::ios::binary);
-  if (!f) return Status::Error(path + ": cannot write --dump-ids file");
-  f << j.dump() << "\n";
-  if (!f) return Status::Error(path + ": write failed");
-  return Status::Ok();
+  return WriteFileAtomic(path, j.dump() + "\n").With("--dump-ids");
 }
 
 nlohmann::json Finite(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
@@ -236,10 +232,7 @@ int RunPerplexity(const PerplexityArgs& a) {
                  {"p99", k.p99_kl},         {"max", k.max_kl},           {"top1_agreement", k.top1_agreement},
                  {"base_ppl", k.base_ppl}, {"current_ppl", k.current_ppl}, {"ppl_diff", k.current_ppl - k.base_ppl}};
     }
-    std::ofstream f(a.json_out, std::ios::binary);
-    if (!f) return Fail(Status::Error(a.json_out + ": cannot write --json file"));
-    f << j.dump(2) << "\n";
-    if (!f) return Fail(Status::Error(a.json_out + ": write failed"));
+    if (Status st = WriteFileAtomic(a.json_out, j.dump(2) + "\n"); !st.ok()) return Fail(st.With("--json"));
   }
   return 0;
 }

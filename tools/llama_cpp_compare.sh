@@ -40,7 +40,7 @@ mkdir -p "$OUT"
 SRC_DT=f32
 [ "$DTYPES" = bf16 ] && SRC_DT=bf16
 SRC="$OUT/mamba2-$SHAPE-random-$SRC_DT"
-[ -f "$SRC/model.safetensors" ] || "$MAMBA2" bench --shape "$SHAPE" --dtype "$SRC_DT" --write-model "$SRC"
+[ -f "$SRC/config.json" ] || "$MAMBA2" bench --shape "$SHAPE" --dtype "$SRC_DT" --write-model "$SRC"
 if [ "$SHAPE" = 130m ]; then BENCH_ARGS=(-p 512,2048 -n 128 -r 3); else BENCH_ARGS=(-p 512 -n 32 -r 3); fi
 
 for dt in $DTYPES; do

@@ -4,10 +4,11 @@
 
 #include <cerrno>
 #include <cstring>
-#include <fstream>
 #include <set>
 
 #include <nlohmann/json.hpp>
+
+#include "io/atomic_file.h"
 
 namespace mamba2::bench {
 namespace {
@@ -29,11 +30,6 @@ const char* SafetensorsDType(DType t) {
 Status WriteModelDir(const std::string& dir, const std::string& config_json, const TensorSet& set) {
   if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST)
     return Status::Error("cannot create " + dir + ": " + std::strerror(errno));
-  {
-    std::ofstream f(dir + "/config.json", std::ios::binary);
-    f << config_json << "\n";
-    if (!f) return Status::Error("cannot write " + dir + "/config.json");
-  }
   nlohmann::json header = nlohmann::json::object();
   std::vector<const StoredTensor*> order;
   std::set<const void*> seen;
@@ -49,15 +45,15 @@ Status WriteModelDir(const std::string& dir, const std::string& config_json, con
   }
   std::string h = header.dump();
   h.append((8 - h.size() % 8) % 8, ' ');  // data starts 8-aligned
-  const std::string path = dir + "/model.safetensors";
-  std::ofstream f(path, std::ios::binary);
+  // The weights first, then config.json: a folder missing its config is not taken for a model.
+  Result<AtomicFile> f = AtomicFile::Create(dir + "/model.safetensors");
+  if (!f.ok()) return f.status();
   const uint64_t n = h.size();
-  f.write(reinterpret_cast<const char*>(&n), 8);
-  f.write(h.data(), std::streamsize(h.size()));
-  for (const StoredTensor* t : order) f.write(static_cast<const char*>(t->view.data), std::streamsize(t->view.nbytes()));
-  f.close();
-  if (!f) return Status::Error("cannot write " + path);
-  return Status::Ok();
+  RETURN_IF_ERROR(f->Append(&n, 8));
+  RETURN_IF_ERROR(f->Append(h));
+  for (const StoredTensor* t : order) RETURN_IF_ERROR(f->Append(t->view.data, t->view.nbytes()));
+  RETURN_IF_ERROR(f->Commit());
+  return WriteFileAtomic(dir + "/config.json", config_json + "\n");
 }
 
 }  // namespace mamba2::bench

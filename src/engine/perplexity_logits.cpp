@@ -1,8 +1,5 @@
 #include "engine/perplexity_logits.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
@@ -10,6 +7,7 @@
 #include <cstring>
 
 #include "core/dtype.h"
+#include "io/atomic_file.h"
 #include "io/checked_math.h"
 
 namespace mamba2 {
@@ -24,21 +22,6 @@ void PutU32(uint8_t* p, uint32_t v) { std::memcpy(p, &v, 4); }  // little-endian
 void PutU64(uint8_t* p, uint64_t v) { std::memcpy(p, &v, 8); }
 uint32_t GetU32(const uint8_t* p) { uint32_t v; std::memcpy(&v, p, 4); return v; }
 uint64_t GetU64(const uint8_t* p) { uint64_t v; std::memcpy(&v, p, 8); return v; }
-
-Status PwriteAll(int fd, const void* data, size_t bytes, uint64_t offset, const std::string& path) {
-  const auto* p = static_cast<const uint8_t*>(data);
-  while (bytes > 0) {
-    const ssize_t n = ::pwrite(fd, p, bytes, off_t(offset));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return Status::Error(path + ": write failed: " + std::strerror(errno));
-    }
-    p += n;
-    bytes -= size_t(n);
-    offset += uint64_t(n);
-  }
-  return Status::Ok();
-}
 
 }  // namespace
 
@@ -60,12 +43,11 @@ Result<std::unique_ptr<LogprobWriter>> LogprobWriter::Create(const std::string& 
                                                              int64_t vocab_rows, std::span<const int32_t> targets,
                                                              uint64_t context_hash) {
   std::unique_ptr<LogprobWriter> w(new LogprobWriter());
-  w->path_ = path;
-  w->tmp_path_ = path + ".tmp";
+  Result<AtomicFile> file = AtomicFile::Create(path);
+  if (!file.ok()) return file.status();
+  w->file_.emplace(std::move(file).value());
   w->header_ = LogprobHeader{dtype, int64_t(targets.size()), vocab_rows, 0.0, context_hash};
   w->rows_offset_ = LogprobRowsOffset(int64_t(targets.size()));
-  w->fd_ = ::open(w->tmp_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (w->fd_ < 0) return Status::Error(w->tmp_path_ + ": cannot create: " + std::strerror(errno));
   std::vector<uint8_t> head(w->rows_offset_, 0);
   std::memcpy(head.data(), kMagic, 8);
   PutU32(head.data() + 8, kVersion);
@@ -74,38 +56,28 @@ Result<std::unique_ptr<LogprobWriter>> LogprobWriter::Create(const std::string& 
   PutU64(head.data() + 24, uint64_t(vocab_rows));
   PutU64(head.data() + 40, context_hash);
   if (!targets.empty()) std::memcpy(head.data() + kLogprobHeaderBytes, targets.data(), targets.size() * 4);
-  RETURN_IF_ERROR(PwriteAll(w->fd_, head.data(), head.size(), 0, w->tmp_path_));
+  RETURN_IF_ERROR(w->file_->WriteAt(0, head.data(), head.size()));
   // Size the file now so rows can land in any order (and a full disk shows up early).
   const uint64_t total = uint64_t(w->rows_offset_) +
                          uint64_t(targets.size()) * uint64_t(vocab_rows) * ValueBytes(dtype);
-  if (::ftruncate(w->fd_, off_t(total)) != 0)
-    return Status::Error(w->tmp_path_ + ": cannot size to " + std::to_string(total) + " bytes: " + std::strerror(errno));
+  RETURN_IF_ERROR(w->file_->Resize(total));
   return w;
-}
-
-LogprobWriter::~LogprobWriter() {
-  if (fd_ >= 0) ::close(fd_);
-  if (!finished_ && !tmp_path_.empty()) ::unlink(tmp_path_.c_str());
 }
 
 Status LogprobWriter::WriteRow(int64_t row, const float* logprobs) const {
   CHECK(row >= 0 && row < header_.n_rows);
   const size_t n = size_t(header_.vocab_rows);
   const uint64_t offset = uint64_t(rows_offset_) + uint64_t(row) * n * ValueBytes(header_.dtype);
-  if (header_.dtype == LogprobDType::kF32) return PwriteAll(fd_, logprobs, n * 4, offset, tmp_path_);
+  if (header_.dtype == LogprobDType::kF32) return file_->WriteAt(offset, logprobs, n * 4);
   std::vector<uint16_t> half(n);
   for (size_t i = 0; i < n; ++i) half[i] = F32ToF16(std::max(logprobs[i], -65504.0f));
-  return PwriteAll(fd_, half.data(), n * 2, offset, tmp_path_);
+  return file_->WriteAt(offset, half.data(), n * 2);
 }
 
 Status LogprobWriter::Finish(double sum_nll) {
-  CHECK(!finished_ && fd_ >= 0);
-  RETURN_IF_ERROR(PwriteAll(fd_, &sum_nll, 8, 32, tmp_path_));
-  const int fd = fd_;
-  fd_ = -1;
-  if (::close(fd) != 0) return Status::Error(tmp_path_ + ": close failed: " + std::strerror(errno));
-  if (std::rename(tmp_path_.c_str(), path_.c_str()) != 0)
-    return Status::Error(path_ + ": cannot rename from " + tmp_path_ + ": " + std::strerror(errno));
+  CHECK(!finished_);
+  RETURN_IF_ERROR(file_->WriteAt(32, &sum_nll, 8));
+  RETURN_IF_ERROR(file_->Commit());
   finished_ = true;
   return Status::Ok();
 }

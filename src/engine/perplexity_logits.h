@@ -20,11 +20,13 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "core/status.h"
+#include "io/atomic_file.h"
 #include "io/mapped_file.h"
 
 namespace mamba2 {
@@ -48,7 +50,7 @@ class LogprobWriter {
   static Result<std::unique_ptr<LogprobWriter>> Create(const std::string& path, LogprobDType dtype,
                                                        int64_t vocab_rows, std::span<const int32_t> targets,
                                                        uint64_t context_hash);
-  ~LogprobWriter();  // removes PATH.tmp unless Finish succeeded
+  // Destroyed without a successful Finish: PATH.tmp is removed and PATH left as it was.
 
   // Writes one row of vocab_rows log-probabilities. Thread-safe for distinct rows.
   Status WriteRow(int64_t row, const float* logprobs) const;
@@ -57,8 +59,7 @@ class LogprobWriter {
 
  private:
   LogprobWriter() = default;
-  std::string path_, tmp_path_;
-  int fd_ = -1;
+  std::optional<AtomicFile> file_;  // PATH.tmp until Finish
   LogprobHeader header_;
   size_t rows_offset_ = 0;
   bool finished_ = false;

@@ -1,7 +1,8 @@
 #include "io/npy.h"
+
+#include "io/atomic_file.h"
 #include "io/read_file.h"
 
-#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -22,29 +23,15 @@ Status WriteNpyF32(const std::string& path, const float* data, const std::vector
   const size_t unpadded = 10 + header.size() + 1;
   header.append((64 - unpadded % 64) % 64, ' ');
   header += '\n';
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (!f) return Status::Error(tmp + ": cannot open for writing: " + std::strerror(errno));
-    const char magic[8] = {'\x93', 'N', 'U', 'M', 'P', 'Y', 1, 0};
-    f.write(magic, 8);
-    const uint16_t hlen = uint16_t(header.size());
-    f.write(reinterpret_cast<const char*>(&hlen), 2);
-    f.write(header.data(), std::streamsize(header.size()));
-    f.write(reinterpret_cast<const char*>(data), std::streamsize(n * int64_t(sizeof(float))));
-    // The last buffered bytes reach the file at close: a full disk may only show there.
-    f.close();
-    if (!f) {
-      std::remove(tmp.c_str());
-      return Status::Error(tmp + ": write failed (disk full?); nothing was written to " + path);
-    }
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int err = errno;
-    std::remove(tmp.c_str());
-    return Status::Error(path + ": cannot move " + tmp + " into place: " + std::strerror(err));
-  }
-  return Status::Ok();
+  Result<AtomicFile> f = AtomicFile::Create(path);
+  if (!f.ok()) return f.status();
+  const char magic[8] = {'\x93', 'N', 'U', 'M', 'P', 'Y', 1, 0};
+  const uint16_t hlen = uint16_t(header.size());
+  RETURN_IF_ERROR(f->Append(magic, 8));
+  RETURN_IF_ERROR(f->Append(&hlen, 2));
+  RETURN_IF_ERROR(f->Append(header));
+  RETURN_IF_ERROR(f->Append(data, size_t(n) * sizeof(float)));
+  return f->Commit();
 }
 
 Result<NpyArray> ReadNpy(const std::string& path) {
