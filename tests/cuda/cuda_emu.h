@@ -6,8 +6,11 @@
 // block barrier waits for every live thread of the block, a warp collective for every live lane
 // of the warp. Between barriers the fibers run in a freshly shuffled order, so a shared-memory
 // read that lacks its barrier tends to see stale data and fail a test. A barrier no thread can
-// pass (divergent __syncthreads) aborts with a message. Not emulated: timing, memory spaces
-// (everything is host memory), atomics, and shared memory being uninitialised between blocks.
+// pass (divergent __syncthreads) aborts with a message. Shared memory starts every block
+// filled with 0xFF bytes (a NaN in every float and double, -1 in every integer): a block that
+// reads what it has not written, which on the device would be whatever the SM held, here sees
+// NaN rather than the last block's values. Not emulated: timing, memory spaces (everything is
+// host memory) and atomics.
 //
 // Include this, then define M2_KERNEL_NS as cuda_emu and include the kernel sources, then
 // cuda_emu_end.h to drop the CUDA keyword macros again.
@@ -95,8 +98,26 @@ inline void Entry() {
   // Returning resumes uc_link, the scheduler.
 }
 
+}  // namespace detail
+}  // namespace mamba2::cuda_emu
+
+// Every __shared__ variable of the kernel sources lies in the section m2_emu_shared (see the
+// macro below); the linker names its bounds. Weak: a binary with no kernels has no such section.
+extern "C" __attribute__((weak)) char __start_m2_emu_shared[];
+extern "C" __attribute__((weak)) char __stop_m2_emu_shared[];
+
+namespace mamba2::cuda_emu {
+namespace detail {
+
+inline void PoisonSharedMemory() {
+  char* const begin = __start_m2_emu_shared;
+  char* const end = __stop_m2_emu_shared;
+  if (begin && end > begin) std::memset(begin, 0xFF, size_t(end - begin));
+}
+
 inline void RunBlock(const std::function<void()>& body, dim3 block) {
   Scheduler& s = Sched();
+  PoisonSharedMemory();
   const int n = int(block.x * block.y * block.z);
   if (int(s.fibers.size()) < n) s.fibers.resize(size_t(n));
   s.body = &body;
@@ -204,12 +225,14 @@ int ResidentBlocks(Kernel, int /*block_threads*/) {
 
 #include "cuda/cuda_emu_wmma.h"
 
-// The spellings the kernel sources use.
-#define __global__
+// The spellings the kernel sources use. Kernels are inline functions here so that their
+// __shared__ variables, like those of the (inline) device functions, are COMDAT: GCC will not put
+// COMDAT and plain variables in one section.
+#define __global__ inline
 #define __device__
 #define __host__
 #define __forceinline__ inline
-#define __shared__ static
+#define __shared__ static __attribute__((section("m2_emu_shared")))
 #define __align__(n) __attribute__((aligned(n)))
 #define M2_HD inline
 #define M2_DEVICE inline

@@ -35,6 +35,14 @@ __global__ void NeighbourKernel(int k, bool barrier, int* out) {
   out[i] = slot[(i + 1) % 64];
 }
 
+// Only block 0 writes v; the others read it all the same (on a device: whatever the SM held).
+__global__ void UnwrittenSharedKernel(float* out) {
+  __shared__ float v;
+  if (blockIdx.x == 0 && threadIdx.x == 0) v = 7.0f;
+  __syncthreads();
+  if (threadIdx.x == 0) out[blockIdx.x] = v;
+}
+
 __global__ void SumKernel(float* out) {
   const float s = BlockSum(float(threadIdx.x));
   const float w = WarpSum(1.0f);
@@ -305,6 +313,14 @@ TEST(CudaEmulator, ShuffledSchedulingExposesAMissingBarrier) {
     }
   EXPECT_EQ(wrong_with, 0);
   EXPECT_GT(wrong_without, 0) << "the emulator ran every thread in an order that hid the race";
+}
+
+TEST(CudaEmulator, SharedMemoryStartsEachBlockAsNaN) {
+  std::vector<float> out(3, 0.0f);
+  emu::EmuLaunch(emu::UnwrittenSharedKernel, emu::dim3(3), emu::dim3(32), out.data());
+  EXPECT_EQ(out[0], 7.0f);
+  EXPECT_TRUE(std::isnan(out[1])) << "block 1 read block 0's value: " << out[1];
+  EXPECT_TRUE(std::isnan(out[2])) << out[2];
 }
 
 // The decode product kernel on its own: every row count it takes, K spanning partial unroll
