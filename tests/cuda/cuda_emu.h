@@ -1,16 +1,16 @@
 // A host emulator for the small part of CUDA that the kernels of src/backend/cuda use, so that
 // the very kernel text (elementwise.cuh, ssd.cuh) runs and is checked on machines without a GPU.
 //
-// Blocks run one after another; the threads of a block are cooperative fibers (ucontext) that
-// switch only at __syncthreads and warp shuffles, with the same meaning as on the device: a
-// block barrier waits for every live thread of the block, a warp collective for every live lane
-// of the warp. Between barriers the fibers run in a freshly shuffled order, so a shared-memory
-// read that lacks its barrier tends to see stale data and fail a test. A barrier no thread can
-// pass (divergent __syncthreads) aborts with a message. Shared memory starts every block
-// filled with 0xFF bytes (a NaN in every float and double, -1 in every integer): a block that
-// reads what it has not written, which on the device would be whatever the SM held, here sees
-// NaN rather than the last block's values. Not emulated: timing, memory spaces (everything is
-// host memory) and atomics.
+// Blocks run one after another, in a shuffled order; the threads of a block are cooperative
+// fibers (ucontext) that switch only at __syncthreads and warp shuffles, with the same meaning
+// as on the device: a block barrier waits for every live thread of the block, a warp collective
+// for every live lane of the warp. Between barriers the fibers run in a freshly shuffled order,
+// so a shared-memory read that lacks its barrier tends to see stale data and fail a test. A
+// barrier no thread can pass (divergent __syncthreads) aborts with a message. Shared memory
+// starts every block filled with 0xFF bytes (a NaN in every float and double, -1 in every
+// integer): a block that reads what it has not written, which on the device would be whatever
+// the SM held, here sees NaN rather than the last block's values. Not emulated: timing, memory
+// spaces (everything is host memory) and atomics.
 //
 // Include this, then define M2_KERNEL_NS as cuda_emu and include the kernel sources, then
 // cuda_emu_end.h to drop the CUDA keyword macros again.
@@ -203,12 +203,18 @@ void EmuLaunch(void (*kernel)(KArgs...), dim3 grid, dim3 block, Args&&... args) 
   const std::function<void()> body = [&] { kernel(args...); };
   gridDim = grid;
   blockDim = block;
+  // Blocks in a shuffled order: the device promises none, so a kernel whose blocks read what
+  // other blocks of the same launch write gives different results from launch to launch here.
+  std::vector<dim3> blocks;
+  blocks.reserve(size_t(grid.x) * grid.y * grid.z);
   for (unsigned z = 0; z < grid.z; ++z)
     for (unsigned y = 0; y < grid.y; ++y)
-      for (unsigned x = 0; x < grid.x; ++x) {
-        blockIdx = dim3(x, y, z);
-        detail::RunBlock(body, block);
-      }
+      for (unsigned x = 0; x < grid.x; ++x) blocks.push_back(dim3(x, y, z));
+  std::shuffle(blocks.begin(), blocks.end(), detail::Sched().rng);
+  for (const dim3& b : blocks) {
+    blockIdx = b;
+    detail::RunBlock(body, block);
+  }
   ++detail::Sched().launches;
 }
 

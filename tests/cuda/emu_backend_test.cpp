@@ -3,6 +3,7 @@
 // barrier, which is what makes a pass of the kernels under it meaningful.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <memory>
@@ -41,6 +42,11 @@ __global__ void UnwrittenSharedKernel(float* out) {
   if (blockIdx.x == 0 && threadIdx.x == 0) v = 7.0f;
   __syncthreads();
   if (threadIdx.x == 0) out[blockIdx.x] = v;
+}
+
+// Each block appends its index to out as it runs.
+__global__ void BlockOrderKernel(int* out, int* n) {
+  if (threadIdx.x == 0) out[(*n)++] = int(blockIdx.x);
 }
 
 __global__ void SumKernel(float* out) {
@@ -321,6 +327,17 @@ TEST(CudaEmulator, SharedMemoryStartsEachBlockAsNaN) {
   EXPECT_EQ(out[0], 7.0f);
   EXPECT_TRUE(std::isnan(out[1])) << "block 1 read block 0's value: " << out[1];
   EXPECT_TRUE(std::isnan(out[2])) << out[2];
+}
+
+TEST(CudaEmulator, BlocksRunOnceEachInAShuffledOrder) {
+  std::vector<int> out(32, -1);
+  int n = 0;
+  emu::EmuLaunch(emu::BlockOrderKernel, emu::dim3(32), emu::dim3(32), out.data(), &n);
+  ASSERT_EQ(n, 32);
+  std::vector<int> sorted = out;
+  std::sort(sorted.begin(), sorted.end());
+  for (int b = 0; b < 32; ++b) EXPECT_EQ(sorted[size_t(b)], b);
+  EXPECT_FALSE(std::is_sorted(out.begin(), out.end())) << "blocks ran in index order";
 }
 
 // The decode product kernel on its own: every row count it takes, K spanning partial unroll
