@@ -45,13 +45,12 @@ inline constexpr size_t kLogprobHeaderBytes = 64;
 // Byte offset of row 0 for n_rows targets.
 size_t LogprobRowsOffset(int64_t n_rows);
 
+// Destroyed without a successful Finish, it removes PATH.tmp and leaves PATH as it was.
 class LogprobWriter {
  public:
   static Result<std::unique_ptr<LogprobWriter>> Create(const std::string& path, LogprobDType dtype,
                                                        int64_t vocab_rows, std::span<const int32_t> targets,
                                                        uint64_t context_hash);
-  // Destroyed without a successful Finish: PATH.tmp is removed and PATH left as it was.
-
   // Writes one row of vocab_rows log-probabilities. Thread-safe for distinct rows.
   Status WriteRow(int64_t row, const float* logprobs) const;
   // Stores sum_nll in the header, closes and renames PATH.tmp to PATH.
