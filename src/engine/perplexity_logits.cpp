@@ -1,9 +1,7 @@
 #include "engine/perplexity_logits.h"
 
 #include <algorithm>
-#include <cerrno>
 #include <cmath>
-#include <cstdio>
 #include <cstring>
 
 #include "core/dtype.h"
@@ -75,11 +73,9 @@ Status LogprobWriter::WriteRow(int64_t row, const float* logprobs) const {
 }
 
 Status LogprobWriter::Finish(double sum_nll) {
-  CHECK(!finished_);
+  // A second Finish fails AtomicFile's own check (written after Commit).
   RETURN_IF_ERROR(file_->WriteAt(32, &sum_nll, 8));
-  RETURN_IF_ERROR(file_->Commit());
-  finished_ = true;
-  return Status::Ok();
+  return file_->Commit();
 }
 
 Result<LogprobFile> LogprobFile::Open(const std::string& path) {

@@ -61,7 +61,6 @@ class LogprobWriter {
   std::optional<AtomicFile> file_;  // PATH.tmp until Finish
   LogprobHeader header_;
   size_t rows_offset_ = 0;
-  bool finished_ = false;
 };
 
 class LogprobFile {

@@ -33,9 +33,6 @@ class AtomicFile {
   // Closes (checked) and renames PATH.tmp to PATH. Nothing may be written afterwards.
   Status Commit();
 
-  const std::string& path() const { return path_; }
-  const std::string& tmp_path() const { return tmp_path_; }
-
  private:
   AtomicFile() = default;
   void Drop();

@@ -3,9 +3,7 @@
 #include "io/atomic_file.h"
 #include "io/read_file.h"
 
-#include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <sstream>
 
 namespace mamba2 {
